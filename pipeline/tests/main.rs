@@ -1,0 +1,5 @@
+//! Integration tests: one binary (see STYLE.md), one module per concern.
+
+mod invariants;
+mod props;
+mod replay;

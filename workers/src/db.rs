@@ -1,0 +1,286 @@
+//! One SQL text, two databases.
+//!
+//! Clearway's own tables are the same on PostgreSQL and SQLite apart from
+//! column types, so every query is written once with `$n` placeholders (both
+//! drivers bind them by number). Values cross the boundary as [`Arg`] and come
+//! back as [`Row`]s of [`Val`]: decimals are bound natively on PostgreSQL
+//! (NUMERIC) and as text on SQLite, and read back as exact decimals on both.
+
+use anyhow::{Context, Result, bail};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Column, Postgres, Row as _, Sqlite, TypeInfo, ValueRef};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A connection pool to Clearway's database.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// PostgreSQL (self-hosted or Aurora).
+    Pg(sqlx::PgPool),
+    /// SQLite, the embedded default.
+    Lite(sqlx::SqlitePool),
+}
+
+/// An open transaction on a [`Db`].
+pub enum Tx {
+    /// A PostgreSQL transaction.
+    Pg(sqlx::Transaction<'static, Postgres>),
+    /// A SQLite transaction.
+    Lite(sqlx::Transaction<'static, Sqlite>),
+}
+
+/// A bound parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    /// An integer.
+    I64(i64),
+    /// Text.
+    Text(String),
+    /// An exact decimal.
+    Dec(Decimal),
+    /// A boolean.
+    Bool(bool),
+    /// SQL NULL.
+    Null,
+}
+
+/// A value read back from a row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// An integer (or a boolean on SQLite).
+    I64(i64),
+    /// Text, or a decimal rendered exactly.
+    Text(String),
+    /// A boolean (PostgreSQL).
+    Bool(bool),
+    /// SQL NULL.
+    Null,
+}
+
+/// One result row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row(pub Vec<Val>);
+
+impl Row {
+    /// Column `i` as an integer.
+    pub fn i64(&self, i: usize) -> Result<i64> {
+        match &self.0[i] {
+            Val::I64(v) => Ok(*v),
+            Val::Bool(b) => Ok(i64::from(*b)),
+            other => bail!("column {i}: expected an integer, got {other:?}"),
+        }
+    }
+    /// Column `i` as an optional integer.
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>> {
+        match &self.0[i] {
+            Val::Null => Ok(None),
+            _ => self.i64(i).map(Some),
+        }
+    }
+    /// Column `i` as text.
+    pub fn text(&self, i: usize) -> Result<String> {
+        match &self.0[i] {
+            Val::Text(v) => Ok(v.clone()),
+            other => bail!("column {i}: expected text, got {other:?}"),
+        }
+    }
+    /// Column `i` as optional text.
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        match &self.0[i] {
+            Val::Null => Ok(None),
+            _ => self.text(i).map(Some),
+        }
+    }
+    /// Column `i` as an exact decimal.
+    pub fn dec(&self, i: usize) -> Result<Decimal> {
+        let t = self.text(i)?;
+        Decimal::from_str(&t).with_context(|| format!("column {i}: {t:?} is not a decimal"))
+    }
+    /// Column `i` as a boolean.
+    pub fn bool(&self, i: usize) -> Result<bool> {
+        Ok(self.i64(i)? != 0)
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr, $dec:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::I64(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Dec(v) => $dec(q, *v),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Null => q.bind(None::<i64>),
+            };
+        }
+        q
+    }};
+}
+
+fn pg_row(row: &sqlx::postgres::PgRow) -> Result<Row> {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        if row.try_get_raw(i)?.is_null() {
+            out.push(Val::Null);
+            continue;
+        }
+        out.push(match col.type_info().name() {
+            "INT8" => Val::I64(row.try_get::<i64, _>(i)?),
+            "INT4" => Val::I64(i64::from(row.try_get::<i32, _>(i)?)),
+            "INT2" => Val::I64(i64::from(row.try_get::<i16, _>(i)?)),
+            "BOOL" => Val::Bool(row.try_get::<bool, _>(i)?),
+            "NUMERIC" => Val::Text(row.try_get::<Decimal, _>(i)?.normalize().to_string()),
+            _ => Val::Text(row.try_get::<String, _>(i)?),
+        });
+    }
+    Ok(Row(out))
+}
+
+fn lite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Row> {
+    let mut out = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        let raw = row.try_get_raw(i)?;
+        if raw.is_null() {
+            out.push(Val::Null);
+            continue;
+        }
+        let kind = raw.type_info().name().to_string();
+        out.push(match kind.as_str() {
+            "INTEGER" | "BOOLEAN" => Val::I64(row.try_get::<i64, _>(i)?),
+            _ => Val::Text(row.try_get::<String, _>(i)?),
+        });
+    }
+    Ok(Row(out))
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`), creating a SQLite
+    /// file when missing. SQLite runs in WAL mode with `synchronous=FULL` on
+    /// every connection: a committed transaction survives a power cut, which
+    /// is what a 202 promises.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
+        if url.starts_with("postgres") {
+            let opts = PgConnectOptions::from_str(url).context("Failed to parse DATABASE_URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .context("Failed to connect to PostgreSQL")?;
+            Ok(Db::Pg(pool))
+        } else if url.starts_with("sqlite") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .context("Failed to parse the SQLite URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(opts)
+                .await
+                .context("Failed to open the SQLite database")?;
+            Ok(Db::Lite(pool))
+        } else {
+            bail!("unsupported database URL {url:?}: use postgres://… or sqlite://…")
+        }
+    }
+
+    /// Applies Clearway's migrations from `schema/`.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Pg(p) => sqlx::migrate!("../schema/postgres").run(p).await,
+            Db::Lite(p) => sqlx::migrate!("../schema/sqlite").run(p).await,
+        }
+        .context("Failed to run Clearway's migrations")
+    }
+
+    /// Begins a transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Pg(p) => Tx::Pg(p.begin().await.context("Failed to begin a transaction")?),
+            // Take the write lock at once: a deferred transaction that reads
+            // and then writes can fail with SQLITE_BUSY under a concurrent writer.
+            Db::Lite(p) => Tx::Lite(p.begin_with("begin immediate").await.context("Failed to begin a transaction")?),
+        })
+    }
+
+    /// Runs one statement outside a transaction; returns rows affected.
+    pub async fn exec(&self, sql: &str, args: &[Arg]) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = tx.exec(sql, args).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Runs one query outside a transaction.
+    pub async fn rows(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        match self {
+            Db::Pg(p) => {
+                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Postgres, _>, d| q.bind(d));
+                q.fetch_all(p).await.with_context(|| format!("query failed: {sql}"))?.iter().map(pg_row).collect()
+            }
+            Db::Lite(p) => {
+                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Sqlite, _>, d: Decimal| q
+                    .bind(d.to_string()));
+                q.fetch_all(p).await.with_context(|| format!("query failed: {sql}"))?.iter().map(lite_row).collect()
+            }
+        }
+    }
+
+    /// Whether this is the SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Db::Lite(_))
+    }
+}
+
+impl Tx {
+    /// Runs one statement; returns rows affected.
+    pub async fn exec(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
+        let n = match self {
+            Tx::Pg(tx) => {
+                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Postgres, _>, d| q.bind(d));
+                q.execute(&mut **tx).await.map(|r| r.rows_affected())
+            }
+            Tx::Lite(tx) => {
+                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Sqlite, _>, d: Decimal| q
+                    .bind(d.to_string()));
+                q.execute(&mut **tx).await.map(|r| r.rows_affected())
+            }
+        };
+        n.with_context(|| format!("statement failed: {sql}"))
+    }
+
+    /// Runs one query.
+    pub async fn rows(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        match self {
+            Tx::Pg(tx) => {
+                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Postgres, _>, d| q.bind(d));
+                q.fetch_all(&mut **tx).await.with_context(|| format!("query failed: {sql}"))?.iter().map(pg_row).collect()
+            }
+            Tx::Lite(tx) => {
+                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Sqlite, _>, d: Decimal| q
+                    .bind(d.to_string()));
+                q.fetch_all(&mut **tx).await.with_context(|| format!("query failed: {sql}"))?.iter().map(lite_row).collect()
+            }
+        }
+    }
+
+    /// Whether this transaction is on PostgreSQL.
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Tx::Pg(_))
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Pg(tx) => tx.commit().await,
+            Tx::Lite(tx) => tx.commit().await,
+        }
+        .context("Failed to commit")
+    }
+}

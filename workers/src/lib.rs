@@ -1,0 +1,2 @@
+//! # Layout
+//! (being written)

@@ -1,0 +1,80 @@
+//! The publish step's production stream: Kinesis, through PutRecords.
+
+use crate::steps::StepError;
+use crate::steps::publish::StreamRecord;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use std::time::Duration;
+
+/// Kinesis allows 500 records per PutRecords call.
+const MAX_RECORDS_PER_CALL: usize = 500;
+/// Rounds of re-sending the records that a call reported as failed.
+const MAX_ROUNDS: u32 = 6;
+
+/// A Kinesis data stream.
+#[derive(Clone, Debug)]
+pub struct KinesisSink {
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+}
+
+impl KinesisSink {
+    /// A sink writing to `stream`.
+    pub fn new(client: aws_sdk_kinesis::Client, stream: impl Into<String>) -> KinesisSink {
+        KinesisSink { client, stream: stream.into() }
+    }
+
+    /// The client (for tests that read the stream back).
+    pub fn client(&self) -> &aws_sdk_kinesis::Client {
+        &self.client
+    }
+
+    /// The stream's name.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// Puts every record; records that a call reports as failed (throttled,
+    /// internal error) are sent again with backoff; after that it is a
+    /// transient error and the whole step is retried.
+    pub async fn put_records(&self, records: &[StreamRecord]) -> Result<(), StepError> {
+        for chunk in records.chunks(MAX_RECORDS_PER_CALL) {
+            let mut pending: Vec<PutRecordsRequestEntry> = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let data = serde_json::to_vec(r).map_err(|e| StepError::Permanent(e.into()))?;
+                let entry = PutRecordsRequestEntry::builder()
+                    .data(Blob::new(data))
+                    .partition_key(&r.partition)
+                    .build()
+                    .map_err(|e| StepError::Permanent(e.into()))?;
+                pending.push(entry);
+            }
+            let mut round = 0;
+            while !pending.is_empty() {
+                round += 1;
+                let out = self
+                    .client
+                    .put_records()
+                    .stream_name(&self.stream)
+                    .set_records(Some(pending.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| StepError::Transient(anyhow::anyhow!("PutRecords failed: {}", aws_sdk_kinesis::error::DisplayErrorContext(e))))?;
+                if out.failed_record_count().unwrap_or(0) == 0 {
+                    break;
+                }
+                pending = pending
+                    .into_iter()
+                    .zip(out.records())
+                    .filter(|(_, res)| res.error_code().is_some())
+                    .map(|(entry, _)| entry)
+                    .collect();
+                if round >= MAX_ROUNDS {
+                    return Err(StepError::Transient(anyhow::anyhow!("{} records still failing after {round} PutRecords rounds", pending.len())));
+                }
+                tokio::time::sleep(Duration::from_millis(50 << round)).await;
+            }
+        }
+        Ok(())
+    }
+}

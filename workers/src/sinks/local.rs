@@ -1,0 +1,124 @@
+//! The embedded sinks: an append-only event log file and an archive directory.
+
+use crate::steps::StepError;
+use crate::steps::publish::StreamRecord;
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// An append-only JSON-lines event log; each append is fsynced.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    path: PathBuf,
+    file: Arc<Mutex<()>>,
+}
+
+impl EventLog {
+    /// Opens (creating) the log at `path`.
+    pub fn open(path: impl Into<PathBuf>) -> anyhow::Result<EventLog> {
+        let path = path.into();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+        }
+        Ok(EventLog { path, file: Arc::new(Mutex::new(())) })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line per record and syncs the file.
+    pub async fn append(&self, records: &[StreamRecord]) -> Result<(), StepError> {
+        let mut buf = Vec::with_capacity(records.len() * 256);
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(|e| StepError::Permanent(e.into()))?;
+            buf.push(b'\n');
+        }
+        let _guard = self.file.lock().await;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            f.write_all(&buf)?;
+            f.sync_data()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StepError::Transient(e.into()))?
+        .context("Failed to append to the event log")?;
+        Ok(())
+    }
+
+    /// Reads every record (for tests and `ops`).
+    pub fn read_all(&self) -> anyhow::Result<Vec<StreamRecord>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e).context("Failed to read the event log"),
+        };
+        text.lines().map(|l| serde_json::from_str(l).context("Malformed event log line")).collect()
+    }
+}
+
+/// A directory of archived records.
+#[derive(Clone, Debug)]
+pub struct ArchiveDir {
+    root: PathBuf,
+}
+
+impl ArchiveDir {
+    /// Uses (creating) the directory `root`.
+    pub fn open(root: impl Into<PathBuf>) -> anyhow::Result<ArchiveDir> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).with_context(|| format!("Failed to create {}", root.display()))?;
+        Ok(ArchiveDir { root })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes to a temporary file, syncs it, then links it into place; the
+    /// link fails if the key exists, so a complete object is never replaced.
+    pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<Vec<u8>, StepError> {
+        if key.contains("..") || key.starts_with('/') {
+            return Err(StepError::Permanent(anyhow::anyhow!("invalid object key {key:?}")));
+        }
+        let path = self.root.join(key);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+            let dir = path.parent().context("object key has no directory")?;
+            std::fs::create_dir_all(dir)?;
+            let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
+            {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+            }
+            let linked = std::fs::hard_link(&tmp, &path);
+            std::fs::remove_file(&tmp)?;
+            match linked {
+                Ok(()) => {
+                    std::fs::File::open(dir)?.sync_all()?;
+                    Ok(bytes)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(&path)?),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+        .map_err(|e| StepError::Transient(e.into()))?
+        .map_err(StepError::Transient)
+    }
+
+    /// Reads the object at `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StepError> {
+        match tokio::fs::read(self.root.join(key)).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StepError::Transient(e.into())),
+        }
+    }
+}

@@ -194,6 +194,11 @@ mod tests {
     fn reject_codes_are_snake_case() {
         assert_eq!(Reject::InsufficientFunds.code(), "insufficient_funds");
         assert_eq!(Reject::FokCannotFill.code(), "fok_cannot_fill");
-        assert!(Reject::SelfTrade.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        assert!(
+            Reject::SelfTrade
+                .code()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
+        );
     }
 }

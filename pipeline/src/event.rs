@@ -159,6 +159,16 @@ pub struct Trade {
     pub maker_fee: Decimal,
     /// Fee paid by the taker, in the quote asset.
     pub taker_fee: Decimal,
+    /// The maker's filled quantity after this trade. With the three fields
+    /// below, this lets a consumer write an order's absolute state, so
+    /// applying trades again or out of order converges (see `persist`).
+    pub maker_filled: Decimal,
+    /// The maker's open quantity after this trade.
+    pub maker_remaining: Decimal,
+    /// The taker's filled quantity after this trade.
+    pub taker_filled: Decimal,
+    /// The taker's open quantity after this trade.
+    pub taker_remaining: Decimal,
 }
 
 /// An account's balance in one asset.

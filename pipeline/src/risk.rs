@@ -26,7 +26,9 @@ impl Hasher for IdHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
     }
 }
 
@@ -56,17 +58,27 @@ pub(crate) struct Ledger {
 impl Ledger {
     /// An empty ledger over `assets` assets.
     pub fn new(assets: usize) -> Ledger {
-        Ledger { accounts: IdMap::default(), assets, supply: vec![0; assets] }
+        Ledger {
+            accounts: IdMap::default(),
+            assets,
+            supply: vec![0; assets],
+        }
     }
 
     /// The balance of `account` in asset `asset`.
     pub fn get(&self, account: AccountId, asset: usize) -> Units {
-        self.accounts.get(&account).map(|v| v[asset]).unwrap_or_default()
+        self.accounts
+            .get(&account)
+            .map(|v| v[asset])
+            .unwrap_or_default()
     }
 
     fn entry(&mut self, account: AccountId, asset: usize) -> &mut Units {
         let n = self.assets;
-        &mut self.accounts.entry(account).or_insert_with(|| vec![Units::default(); n])[asset]
+        &mut self
+            .accounts
+            .entry(account)
+            .or_insert_with(|| vec![Units::default(); n])[asset]
     }
 
     /// The sum of all balances in `asset`.
@@ -143,8 +155,20 @@ mod tests {
         l.hold(a, 0, 40);
         l.pay_held(a, b, 0, 30);
         l.release(a, 0, 10);
-        assert_eq!(l.get(a, 0), Units { available: 70, held: 0 });
-        assert_eq!(l.get(b, 0), Units { available: 30, held: 0 });
+        assert_eq!(
+            l.get(a, 0),
+            Units {
+                available: 70,
+                held: 0
+            }
+        );
+        assert_eq!(
+            l.get(b, 0),
+            Units {
+                available: 30,
+                held: 0
+            }
+        );
         assert_eq!(l.supply(0), 100);
         l.withdraw(b, 0, 30);
         assert_eq!(l.supply(0), 70);

@@ -54,7 +54,11 @@ pub(crate) fn to_units(value: Decimal, unit_mantissa: i128, unit_scale: u32) -> 
 
 /// Units back to a decimal; saturates (never reached: supply is capped to 2^96).
 pub(crate) fn units_to_decimal(units: i128, scale: u32) -> Decimal {
-    Decimal::try_from_i128_with_scale(units, scale).unwrap_or(if units < 0 { Decimal::MIN } else { Decimal::MAX })
+    Decimal::try_from_i128_with_scale(units, scale).unwrap_or(if units < 0 {
+        Decimal::MIN
+    } else {
+        Decimal::MAX
+    })
 }
 
 /// Upward-rounding `notional × bps / 10_000`.
@@ -96,12 +100,20 @@ pub(crate) struct MarketSpec {
 
 /// The scale an asset needs for a market role, or a config error.
 pub(crate) fn required_scales(m: &Market) -> Result<(u32, u32), ConfigError> {
-    let bad = |problem| ConfigError::InvalidMarket { market: m.id.to_string(), problem };
+    let bad = |problem| ConfigError::InvalidMarket {
+        market: m.id.to_string(),
+        problem,
+    };
     if m.tick_size <= Decimal::ZERO || m.lot_size <= Decimal::ZERO {
         return Err(bad("tick and lot size must be positive"));
     }
-    if m.min_quantity < Decimal::ZERO || m.max_quantity < m.min_quantity || m.max_quantity <= Decimal::ZERO {
-        return Err(bad("need 0 <= min_quantity <= max_quantity, max_quantity > 0"));
+    if m.min_quantity < Decimal::ZERO
+        || m.max_quantity < m.min_quantity
+        || m.max_quantity <= Decimal::ZERO
+    {
+        return Err(bad(
+            "need 0 <= min_quantity <= max_quantity, max_quantity > 0",
+        ));
     }
     if m.min_notional < Decimal::ZERO || m.maker_fee_bps > 10_000 || m.taker_fee_bps > 10_000 {
         return Err(bad("min_notional must be >= 0 and fees at most 10000 bps"));
@@ -122,7 +134,10 @@ pub(crate) fn required_scales(m: &Market) -> Result<(u32, u32), ConfigError> {
 impl MarketSpec {
     /// Compiles a market against the final asset table.
     pub fn new(market: Market, assets: &[AssetInfo]) -> Result<MarketSpec, ConfigError> {
-        let bad = |problem| ConfigError::InvalidMarket { market: market.id.to_string(), problem };
+        let bad = |problem| ConfigError::InvalidMarket {
+            market: market.id.to_string(),
+            problem,
+        };
         let idx = |a: Asset| assets.iter().position(|i| i.asset == a).unwrap_or(0);
         let (base, quote) = (idx(market.base), idx(market.quote));
         let (base_scale, quote_scale) = (assets[base].scale, assets[quote].scale);
@@ -134,13 +149,25 @@ impl MarketSpec {
             .checked_mul(lot.0)
             .and_then(|x| x.checked_mul(10i128.pow(quote_scale - tick.1 - lot.1)))
             .ok_or_else(range)?;
-        let base_per_lot = lot.0.checked_mul(10i128.pow(base_scale - lot.1)).ok_or_else(range)?;
-        let min_lots = market.min_quantity.checked_div(market.lot_size).ok_or_else(range)?.ceil();
+        let base_per_lot = lot
+            .0
+            .checked_mul(10i128.pow(base_scale - lot.1))
+            .ok_or_else(range)?;
+        let min_lots = market
+            .min_quantity
+            .checked_div(market.lot_size)
+            .ok_or_else(range)?
+            .ceil();
         let min_lots = to_units(min_lots, 1, 0).map_err(|_| range())?;
-        let max_lots = market.max_quantity.checked_div(market.lot_size).ok_or_else(range)?.floor();
+        let max_lots = market
+            .max_quantity
+            .checked_div(market.lot_size)
+            .ok_or_else(range)?
+            .floor();
         let max_lots = to_units(max_lots, 1, 0).map_err(|_| range())?;
         let max_lots = u64::try_from(max_lots).map_err(|_| range())?;
-        let min_notional = to_units(market.min_notional, 1, quote_scale).map_err(|_| bad("min_notional finer than the quote precision"))?;
+        let min_notional = to_units(market.min_notional, 1, quote_scale)
+            .map_err(|_| bad("min_notional finer than the quote precision"))?;
         let max_fee_bps = market.maker_fee_bps.max(market.taker_fee_bps);
         Ok(MarketSpec {
             base,
@@ -186,12 +213,16 @@ impl MarketSpec {
 
     /// A non-negative decimal as whole lots, ignoring the order-size limits.
     pub fn whole_lots(&self, quantity: Decimal) -> Option<u64> {
-        to_units(quantity, self.lot.0, self.lot.1).ok().and_then(|l| u64::try_from(l).ok())
+        to_units(quantity, self.lot.0, self.lot.1)
+            .ok()
+            .and_then(|l| u64::try_from(l).ok())
     }
 
     /// `price × quantity` in quote units, `None` on overflow.
     pub fn notional(&self, ticks: u64, lots: u64) -> Option<i128> {
-        i128::from(ticks).checked_mul(i128::from(lots))?.checked_mul(self.quote_per_tick_lot)
+        i128::from(ticks)
+            .checked_mul(i128::from(lots))?
+            .checked_mul(self.quote_per_tick_lot)
     }
 
     /// Rejects a limit order below the minimum notional.
@@ -220,18 +251,22 @@ impl MarketSpec {
     /// The price of `ticks` as a decimal.
     pub fn price(&self, ticks: u64) -> Price {
         let d = units_to_decimal(i128::from(ticks) * self.tick.0, self.tick.1);
-        Price::new(d).unwrap_or_else(|_| Price::new(Decimal::ONE).unwrap_or_else(|_| unreachable!()))
+        Price::new(d)
+            .unwrap_or_else(|_| Price::new(Decimal::ONE).unwrap_or_else(|_| unreachable!()))
     }
 
     /// `lots` as a decimal quantity (zero allowed).
     pub fn qty_decimal(&self, lots: u128) -> Decimal {
-        let units = i128::try_from(lots).unwrap_or(i128::MAX).saturating_mul(self.lot.0);
+        let units = i128::try_from(lots)
+            .unwrap_or(i128::MAX)
+            .saturating_mul(self.lot.0);
         units_to_decimal(units, self.lot.1)
     }
 
     /// `lots` (> 0) as a [`Quantity`].
     pub fn quantity(&self, lots: u128) -> Quantity {
-        Quantity::new(self.qty_decimal(lots)).unwrap_or_else(|_| Quantity::new(Decimal::ONE).unwrap_or_else(|_| unreachable!()))
+        Quantity::new(self.qty_decimal(lots))
+            .unwrap_or_else(|_| Quantity::new(Decimal::ONE).unwrap_or_else(|_| unreachable!()))
     }
 }
 

@@ -1,5 +1,3 @@
-//! Integration tests: one binary (see STYLE.md), one module per concern.
+//! Integration tests: one binary (see STYLE.md), modules under `suite/`.
 
-mod invariants;
-mod props;
-mod replay;
+mod suite;

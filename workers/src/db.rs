@@ -42,6 +42,8 @@ pub enum Arg {
     Dec(Decimal),
     /// A boolean.
     Bool(bool),
+    /// Raw bytes (BLOB, bytea).
+    Bytes(Vec<u8>),
     /// SQL NULL.
     Null,
 }
@@ -105,19 +107,27 @@ impl Row {
 }
 
 macro_rules! bind_all {
-    ($q:expr, $args:expr, $dec:expr) => {{
+    ($q:expr, $args:expr, $dec:ident) => {{
         let mut q = $q;
         for a in $args {
             q = match a {
                 Arg::I64(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.clone()),
-                Arg::Dec(v) => $dec(q, *v),
+                Arg::Dec(v) => bind_all!(@dec $dec, q, *v),
                 Arg::Bool(v) => q.bind(*v),
+                Arg::Bytes(v) => q.bind(v.clone()),
                 Arg::Null => q.bind(None::<i64>),
             };
         }
         q
     }};
+    (@dec pg, $q:expr, $v:expr) => {
+        $q.bind($v)
+    };
+    // SQLite has no exact decimal type: decimals are stored as text.
+    (@dec lite, $q:expr, $v:expr) => {
+        $q.bind($v.to_string())
+    };
 }
 
 fn pg_row(row: &sqlx::postgres::PgRow) -> Result<Row> {
@@ -205,7 +215,11 @@ impl Db {
             Db::Pg(p) => Tx::Pg(p.begin().await.context("Failed to begin a transaction")?),
             // Take the write lock at once: a deferred transaction that reads
             // and then writes can fail with SQLITE_BUSY under a concurrent writer.
-            Db::Lite(p) => Tx::Lite(p.begin_with("begin immediate").await.context("Failed to begin a transaction")?),
+            Db::Lite(p) => Tx::Lite(
+                p.begin_with("begin immediate")
+                    .await
+                    .context("Failed to begin a transaction")?,
+            ),
         })
     }
 
@@ -221,13 +235,22 @@ impl Db {
     pub async fn rows(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
         match self {
             Db::Pg(p) => {
-                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Postgres, _>, d| q.bind(d));
-                q.fetch_all(p).await.with_context(|| format!("query failed: {sql}"))?.iter().map(pg_row).collect()
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
+                q.fetch_all(p)
+                    .await
+                    .with_context(|| format!("query failed: {sql}"))?
+                    .iter()
+                    .map(pg_row)
+                    .collect()
             }
             Db::Lite(p) => {
-                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Sqlite, _>, d: Decimal| q
-                    .bind(d.to_string()));
-                q.fetch_all(p).await.with_context(|| format!("query failed: {sql}"))?.iter().map(lite_row).collect()
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, lite);
+                q.fetch_all(p)
+                    .await
+                    .with_context(|| format!("query failed: {sql}"))?
+                    .iter()
+                    .map(lite_row)
+                    .collect()
             }
         }
     }
@@ -243,12 +266,11 @@ impl Tx {
     pub async fn exec(&mut self, sql: &str, args: &[Arg]) -> Result<u64> {
         let n = match self {
             Tx::Pg(tx) => {
-                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Postgres, _>, d| q.bind(d));
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
                 q.execute(&mut **tx).await.map(|r| r.rows_affected())
             }
             Tx::Lite(tx) => {
-                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Sqlite, _>, d: Decimal| q
-                    .bind(d.to_string()));
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, lite);
                 q.execute(&mut **tx).await.map(|r| r.rows_affected())
             }
         };
@@ -259,13 +281,22 @@ impl Tx {
     pub async fn rows(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
         match self {
             Tx::Pg(tx) => {
-                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Postgres, _>, d| q.bind(d));
-                q.fetch_all(&mut **tx).await.with_context(|| format!("query failed: {sql}"))?.iter().map(pg_row).collect()
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
+                q.fetch_all(&mut **tx)
+                    .await
+                    .with_context(|| format!("query failed: {sql}"))?
+                    .iter()
+                    .map(pg_row)
+                    .collect()
             }
             Tx::Lite(tx) => {
-                let q = bind_all!(sqlx::query(sql), args, |q: sqlx::query::Query<'_, Sqlite, _>, d: Decimal| q
-                    .bind(d.to_string()));
-                q.fetch_all(&mut **tx).await.with_context(|| format!("query failed: {sql}"))?.iter().map(lite_row).collect()
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, lite);
+                q.fetch_all(&mut **tx)
+                    .await
+                    .with_context(|| format!("query failed: {sql}"))?
+                    .iter()
+                    .map(lite_row)
+                    .collect()
             }
         }
     }

@@ -1,2 +1,23 @@
 //! # Layout
-//! (being written)
+//!
+//! Clearway's workflow runtime: every accepted command becomes a workflow
+//! (persist → settle → publish → archive) whose steps run on queue-backed
+//! workers, idempotently, with retries and a dead-letter path.
+//!
+//! - [`db`]: one SQL text for PostgreSQL and SQLite (`Db`, `Tx`, `Arg`, `Row`);
+//! - [`workflow`]: the definition — steps, kinds, states, retry policy, input;
+//! - [`records`]: workflow state and the append-only attempt history;
+//! - [`steps`]: the four steps, a file each (`persist`, `settle`, `publish`, `archive`);
+//! - [`sinks`]: where publish and archive write (local log and directory, Kinesis, S3);
+//! - [`runtime`]: runs one step for a batch of workflows and decides done / retry / dead;
+//! - [`transport`]: how step jobs travel — apalis-sqlite, apalis-postgres, SQS FIFO;
+//! - [`config`]: building all of the above from the environment.
+
+pub mod config;
+pub mod db;
+pub mod records;
+pub mod runtime;
+pub mod sinks;
+pub mod steps;
+pub mod transport;
+pub mod workflow;

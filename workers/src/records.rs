@@ -8,7 +8,10 @@ use serde::Serialize;
 
 /// `$1, $2, …` for `n` parameters starting at `$from`.
 pub fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A workflow as stored.
@@ -38,8 +41,7 @@ pub struct WorkflowRow {
     pub lease_until: Option<i64>,
 }
 
-const WORKFLOW_COLS: &str =
-    "id, kind, order_id, account_id, state, step, attempts, last_error, created_at, updated_at, lease_until";
+const WORKFLOW_COLS: &str = "id, kind, order_id, account_id, state, step, attempts, last_error, created_at, updated_at, lease_until";
 
 fn workflow_row(r: &Row) -> Result<WorkflowRow> {
     Ok(WorkflowRow {
@@ -94,11 +96,15 @@ pub async fn load(tx: &mut Tx, ids: &[u64]) -> Result<Vec<Loaded>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let sql = format!("select input, state, step from workflows where id in ({}) order by id", placeholders(1, ids.len()));
+    let sql = format!(
+        "select input, state, step from workflows where id in ({}) order by id",
+        placeholders(1, ids.len())
+    );
     let args: Vec<Arg> = ids.iter().map(|i| Arg::I64(*i as i64)).collect();
     let mut out = Vec::with_capacity(ids.len());
     for r in tx.rows(&sql, &args).await? {
-        let input: WorkflowInput = serde_json::from_str(&r.text(0)?).context("Malformed workflow input")?;
+        let input: WorkflowInput =
+            serde_json::from_str(&r.text(0)?).context("Malformed workflow input")?;
         let state = parse_state(&r.text(1)?)?;
         let step = Step::parse(&r.text(2)?).context("unknown step in the workflows table")?;
         out.push(Loaded { input, state, step });
@@ -118,7 +124,11 @@ fn parse_state(s: &str) -> Result<WorkflowState> {
 }
 
 /// Attempts of `step` recorded so far, per workflow id.
-pub async fn attempts_so_far(tx: &mut Tx, ids: &[u64], step: Step) -> Result<std::collections::HashMap<u64, u32>> {
+pub async fn attempts_so_far(
+    tx: &mut Tx,
+    ids: &[u64],
+    step: Step,
+) -> Result<std::collections::HashMap<u64, u32>> {
     let mut out = std::collections::HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -207,7 +217,13 @@ pub async fn set_state(
 /// Workflows in `state` (or all), newest first. `stuck_after_us` adds the
 /// derived "stuck" filter: running past its lease, or not completed and not
 /// dead and unchanged for that long.
-pub async fn list(db: &Db, state: Option<&str>, stuck_after_us: Option<i64>, now: i64, limit: i64) -> Result<Vec<WorkflowRow>> {
+pub async fn list(
+    db: &Db,
+    state: Option<&str>,
+    stuck_after_us: Option<i64>,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<WorkflowRow>> {
     let (sql, args) = match (state, stuck_after_us) {
         (_, Some(age)) => (
             format!(
@@ -217,27 +233,42 @@ pub async fn list(db: &Db, state: Option<&str>, stuck_after_us: Option<i64>, now
             vec![Arg::I64(now), Arg::I64(now - age), Arg::I64(limit)],
         ),
         (Some(s), None) => (
-            format!("select {WORKFLOW_COLS} from workflows where state = $1 order by id desc limit $2"),
+            format!(
+                "select {WORKFLOW_COLS} from workflows where state = $1 order by id desc limit $2"
+            ),
             vec![Arg::Text(s.into()), Arg::I64(limit)],
         ),
-        (None, None) => (format!("select {WORKFLOW_COLS} from workflows order by id desc limit $1"), vec![Arg::I64(limit)]),
+        (None, None) => (
+            format!("select {WORKFLOW_COLS} from workflows order by id desc limit $1"),
+            vec![Arg::I64(limit)],
+        ),
     };
-    db.rows(&sql, &args).await?.iter().map(workflow_row).collect()
+    db.rows(&sql, &args)
+        .await?
+        .iter()
+        .map(workflow_row)
+        .collect()
 }
 
 /// Counts of workflows per state.
 pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>> {
-    db.rows("select state, count(*) from workflows group by state order by state", &[])
-        .await?
-        .iter()
-        .map(|r| Ok((r.text(0)?, r.i64(1)?)))
-        .collect()
+    db.rows(
+        "select state, count(*) from workflows group by state order by state",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .collect()
 }
 
 /// Every workflow about `order_id` and every attempt of each, in time order.
 pub async fn trace(db: &Db, order_id: u64) -> Result<Vec<(WorkflowRow, Vec<Attempt>)>> {
     let wfs = db
-        .rows(&format!("select {WORKFLOW_COLS} from workflows where order_id = $1 order by id"), &[Arg::I64(order_id as i64)])
+        .rows(
+            &format!("select {WORKFLOW_COLS} from workflows where order_id = $1 order by id"),
+            &[Arg::I64(order_id as i64)],
+        )
         .await?;
     let mut out = Vec::new();
     for w in wfs {

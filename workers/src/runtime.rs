@@ -115,7 +115,11 @@ impl Runtime {
         }
     }
 
-    async fn try_execute<H: Handoff + Sync>(&self, job: &StepJob, handoff: &H) -> Result<Outcome, StepError> {
+    async fn try_execute<H: Handoff + Sync>(
+        &self,
+        job: &StepJob,
+        handoff: &H,
+    ) -> Result<Outcome, StepError> {
         let env = &self.env;
         let started = now_us();
         // Inputs that travel on the queue are made durable in the database first.
@@ -136,14 +140,28 @@ impl Runtime {
             )));
         }
         let (todo, dupes): (Vec<&Loaded>, Vec<&Loaded>) = loaded.iter().partition(|l| {
-            l.step == job.step && matches!(l.state, WorkflowState::Pending | WorkflowState::Running | WorkflowState::Retrying)
+            l.step == job.step
+                && matches!(
+                    l.state,
+                    WorkflowState::Pending | WorkflowState::Running | WorkflowState::Retrying
+                )
         });
         let ids: Vec<u64> = todo.iter().map(|l| l.input.id).collect();
         let prior = records::attempts_so_far(&mut tx, &ids, job.step).await?;
         let lease = started + env.lease_us;
         for l in &todo {
             let attempt = prior.get(&l.input.id).copied().unwrap_or(0) + 1;
-            records::set_state(&mut tx, l.input.id, WorkflowState::Running, job.step, attempt, None, started, Some(lease)).await?;
+            records::set_state(
+                &mut tx,
+                l.input.id,
+                WorkflowState::Running,
+                job.step,
+                attempt,
+                None,
+                started,
+                Some(lease),
+            )
+            .await?;
         }
         tx.commit().await?;
 
@@ -162,7 +180,9 @@ impl Runtime {
         for wf in &inputs {
             match job.step {
                 Step::Persist => steps::persist::run(&mut tx, wf).await?,
-                Step::Settle => steps::settle::run(&mut tx, wf, &env.markets, env.fee_account).await?,
+                Step::Settle => {
+                    steps::settle::run(&mut tx, wf, &env.markets, env.fee_account).await?
+                }
                 Step::Publish => {}
                 Step::Archive => steps::archive::run(&mut tx, &env.archive, wf).await?,
             }
@@ -172,27 +192,82 @@ impl Runtime {
         for l in &todo {
             let wf = &l.input;
             let attempt = prior.get(&wf.id).copied().unwrap_or(0) + 1;
-            records::append_attempt(&mut tx, &attempt_row(wf.id, job.step, attempt, &env.worker, started, finished, "done", None)).await?;
+            records::append_attempt(
+                &mut tx,
+                &attempt_row(
+                    wf.id,
+                    job.step,
+                    attempt,
+                    &env.worker,
+                    started,
+                    finished,
+                    "done",
+                    None,
+                ),
+            )
+            .await?;
             match wf.kind.next(job.step) {
                 Some(s) => {
-                    records::set_state(&mut tx, wf.id, WorkflowState::Pending, s, 0, None, finished, None).await?;
+                    records::set_state(
+                        &mut tx,
+                        wf.id,
+                        WorkflowState::Pending,
+                        s,
+                        0,
+                        None,
+                        finished,
+                        None,
+                    )
+                    .await?;
                     next.entry(s).or_default().push(wf.id);
                 }
-                None => records::set_state(&mut tx, wf.id, WorkflowState::Completed, job.step, attempt, None, finished, None).await?,
+                None => {
+                    records::set_state(
+                        &mut tx,
+                        wf.id,
+                        WorkflowState::Completed,
+                        job.step,
+                        attempt,
+                        None,
+                        finished,
+                        None,
+                    )
+                    .await?
+                }
             }
         }
         // A redelivered job whose workflows already moved on: record the
         // duplicate, and hand on again in case the first hand-off was lost.
         for l in &dupes {
             let wf = &l.input;
-            records::append_attempt(&mut tx, &attempt_row(wf.id, job.step, 0, &env.worker, started, finished, "duplicate", None)).await?;
-            if l.state != WorkflowState::Dead && l.state != WorkflowState::Completed && l.step != job.step {
+            records::append_attempt(
+                &mut tx,
+                &attempt_row(
+                    wf.id,
+                    job.step,
+                    0,
+                    &env.worker,
+                    started,
+                    finished,
+                    "duplicate",
+                    None,
+                ),
+            )
+            .await?;
+            if l.state != WorkflowState::Dead
+                && l.state != WorkflowState::Completed
+                && l.step != job.step
+            {
                 next.entry(l.step).or_default().push(wf.id);
             }
         }
         let mut later = Vec::new();
         for (step, workflow_ids) in next {
-            let job = StepJob { step, workflow_ids, inputs: vec![] };
+            let job = StepJob {
+                step,
+                workflow_ids,
+                inputs: vec![],
+            };
             if !handoff.enqueue_in_tx(&mut tx, &job).await? {
                 later.push(job);
             }
@@ -210,7 +285,11 @@ impl Runtime {
             let singles = job
                 .workflow_ids
                 .iter()
-                .map(|id| StepJob { step: job.step, workflow_ids: vec![*id], inputs: vec![] })
+                .map(|id| StepJob {
+                    step: job.step,
+                    workflow_ids: vec![*id],
+                    inputs: vec![],
+                })
                 .collect();
             return Outcome::Done(singles);
         }
@@ -220,7 +299,10 @@ impl Runtime {
             Err(e) => {
                 // Could not even record: let the transport redeliver later.
                 tracing::error!(step = %job.step, error = %format!("{e:#}"), "failed to record a failed attempt");
-                Outcome::Retry { after_ms: job.step.retry_policy().cap_ms, error }
+                Outcome::Retry {
+                    after_ms: job.step.retry_policy().cap_ms,
+                    error,
+                }
             }
         }
     }
@@ -237,10 +319,37 @@ impl Runtime {
         for id in &job.workflow_ids {
             let attempt = prior.get(id).copied().unwrap_or(0) + 1;
             let retry = err.is_transient() && policy.allows_retry(attempt);
-            let (outcome, state) = if retry { ("retry", WorkflowState::Retrying) } else { ("dead", WorkflowState::Dead) };
+            let (outcome, state) = if retry {
+                ("retry", WorkflowState::Retrying)
+            } else {
+                ("dead", WorkflowState::Dead)
+            };
             let msg = err.to_string();
-            records::append_attempt(&mut tx, &attempt_row(*id, job.step, attempt, &env.worker, now, now_us(), outcome, Some(msg.clone()))).await?;
-            records::set_state(&mut tx, *id, state, job.step, attempt, Some(&msg), now, None).await?;
+            records::append_attempt(
+                &mut tx,
+                &attempt_row(
+                    *id,
+                    job.step,
+                    attempt,
+                    &env.worker,
+                    now,
+                    now_us(),
+                    outcome,
+                    Some(msg.clone()),
+                ),
+            )
+            .await?;
+            records::set_state(
+                &mut tx,
+                *id,
+                state,
+                job.step,
+                attempt,
+                Some(&msg),
+                now,
+                None,
+            )
+            .await?;
             if retry {
                 retry_after = Some(policy.backoff_ms(attempt, rand::random()));
             }
@@ -251,7 +360,16 @@ impl Runtime {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn attempt_row(id: u64, step: Step, attempt: u32, worker: &str, started: i64, finished: i64, outcome: &str, error: Option<String>) -> Attempt {
+fn attempt_row(
+    id: u64,
+    step: Step,
+    attempt: u32,
+    worker: &str,
+    started: i64,
+    finished: i64,
+    outcome: &str,
+    error: Option<String>,
+) -> Attempt {
     Attempt {
         workflow_id: id,
         step: step.as_str().into(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One step of a workflow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Orders, fills and trades into the database.
@@ -40,7 +40,11 @@ impl Step {
 
     /// The retry policy of this step.
     pub fn retry_policy(self) -> RetryPolicy {
-        RetryPolicy { max_attempts: 5, base_ms: 200, cap_ms: 30_000 }
+        RetryPolicy {
+            max_attempts: 5,
+            base_ms: 200,
+            cap_ms: 30_000,
+        }
     }
 }
 
@@ -72,7 +76,9 @@ impl WorkflowKind {
     pub fn steps(self) -> &'static [Step] {
         match self {
             WorkflowKind::Order | WorkflowKind::Deposit | WorkflowKind::Withdrawal => &Step::ALL,
-            WorkflowKind::Cancel | WorkflowKind::Replace => &[Step::Persist, Step::Publish, Step::Archive],
+            WorkflowKind::Cancel | WorkflowKind::Replace => {
+                &[Step::Persist, Step::Publish, Step::Archive]
+            }
         }
     }
 
@@ -181,13 +187,21 @@ impl WorkflowInput {
             Command::Deposit { .. } => WorkflowKind::Deposit,
             Command::Withdraw { .. } => WorkflowKind::Withdrawal,
         };
-        Some(WorkflowInput { id, kind, command, ts, events })
+        Some(WorkflowInput {
+            id,
+            kind,
+            command,
+            ts,
+            events,
+        })
     }
 
     /// The order this workflow is about, if any.
     pub fn order_id(&self) -> Option<u64> {
         match &self.command {
-            Command::Cancel { order_id, .. } | Command::Replace { order_id, .. } => Some(order_id.0),
+            Command::Cancel { order_id, .. } | Command::Replace { order_id, .. } => {
+                Some(order_id.0)
+            }
             _ => self.events.iter().find_map(|e| match &e.kind {
                 EventKind::OrderAccepted { order } => Some(order.id.0),
                 _ => None,
@@ -235,13 +249,20 @@ mod tests {
 
     #[test]
     fn a_cancel_skips_settlement() {
-        assert_eq!(WorkflowKind::Cancel.next(Step::Persist), Some(Step::Publish));
+        assert_eq!(
+            WorkflowKind::Cancel.next(Step::Persist),
+            Some(Step::Publish)
+        );
         assert_eq!(WorkflowKind::Cancel.next(Step::Settle), None);
     }
 
     #[test]
     fn backoff_grows_exponentially_and_is_capped() {
-        let p = RetryPolicy { max_attempts: 5, base_ms: 100, cap_ms: 1_000 };
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_ms: 100,
+            cap_ms: 1_000,
+        };
         assert_eq!(p.backoff_ms(1, u16::MAX), 100);
         assert_eq!(p.backoff_ms(2, u16::MAX), 200);
         assert_eq!(p.backoff_ms(3, 0), 200);

@@ -18,6 +18,10 @@ pub(crate) struct Level {
 impl Level {
     /// An empty level.
     pub fn empty() -> Level {
-        Level { head: NIL, tail: NIL, lots: 0 }
+        Level {
+            head: NIL,
+            tail: NIL,
+            lots: 0,
+        }
     }
 }

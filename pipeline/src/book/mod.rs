@@ -101,7 +101,10 @@ impl Book {
             }
         };
         let (side, ticks, lots) = (node.side, node.ticks, node.lots);
-        let level = self.side_mut(side).entry(ticks).or_insert_with(Level::empty);
+        let level = self
+            .side_mut(side)
+            .entry(ticks)
+            .or_insert_with(Level::empty);
         let old_tail = level.tail;
         level.tail = slot;
         if level.head == NIL {

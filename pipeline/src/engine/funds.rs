@@ -23,24 +23,54 @@ impl Engine {
 
     /// Handles `Command::Deposit`. The asset's total supply is capped at 2^96 − 1
     /// units so every balance stays representable as a `Decimal`.
-    pub(super) fn deposit(&mut self, account: AccountId, asset: Asset, amount: Decimal, ts: u64, out: &mut Vec<Event>) -> Result<(), Reject> {
+    pub(super) fn deposit(
+        &mut self,
+        account: AccountId,
+        asset: Asset,
+        amount: Decimal,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
         let (i, units) = self.amount_units(&asset, amount)?;
         if units > MAX_UNITS - self.ledger.supply(i) {
             return Err(Reject::InvalidAmount);
         }
         self.ledger.deposit(account, i, units);
-        self.emit(out, ts, EventKind::Deposited { account, asset, amount });
+        self.emit(
+            out,
+            ts,
+            EventKind::Deposited {
+                account,
+                asset,
+                amount,
+            },
+        );
         Ok(())
     }
 
     /// Handles `Command::Withdraw`: only available (not held) funds can leave.
-    pub(super) fn withdraw(&mut self, account: AccountId, asset: Asset, amount: Decimal, ts: u64, out: &mut Vec<Event>) -> Result<(), Reject> {
+    pub(super) fn withdraw(
+        &mut self,
+        account: AccountId,
+        asset: Asset,
+        amount: Decimal,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
         let (i, units) = self.amount_units(&asset, amount)?;
         if units > self.ledger.get(account, i).available {
             return Err(Reject::InsufficientFunds);
         }
         self.ledger.withdraw(account, i, units);
-        self.emit(out, ts, EventKind::Withdrawn { account, asset, amount });
+        self.emit(
+            out,
+            ts,
+            EventKind::Withdrawn {
+                account,
+                asset,
+                amount,
+            },
+        );
         Ok(())
     }
 }

@@ -64,7 +64,13 @@ impl Engine {
     /// Matches `taker` against the opposite side until it is filled, stops crossing,
     /// runs out of budget or meets its own account. Returns whether self-trade
     /// prevention cancelled the taker.
-    pub(super) fn match_taker(&mut self, m: usize, taker: &mut Node, ts: u64, out: &mut Vec<Event>) -> bool {
+    pub(super) fn match_taker(
+        &mut self,
+        m: usize,
+        taker: &mut Node,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) -> bool {
         let market_buy = taker.order_type == OrderType::Market && taker.side == Side::Buy;
         while taker.lots > 0 {
             let Some((ticks, slot)) = self.books[m].best_head(taker.side.opposite()) else {
@@ -112,7 +118,16 @@ impl Engine {
 
     /// Settles `lots` between `taker` and the maker in `slot` at the maker's price.
     #[allow(clippy::too_many_arguments)]
-    fn trade(&mut self, m: usize, taker: &mut Node, slot: u32, ticks: u64, lots: u64, ts: u64, out: &mut Vec<Event>) {
+    fn trade(
+        &mut self,
+        m: usize,
+        taker: &mut Node,
+        slot: u32,
+        ticks: u64,
+        lots: u64,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) {
         let spec = &self.specs[m];
         let (base, quote) = (spec.base, spec.quote);
         // Bounded by the buyer's hold, which fits in a balance.
@@ -131,13 +146,26 @@ impl Engine {
             self.need(m, taker, taker.lots - lots)
         };
         let (buyer, seller, buyer_fee, seller_fee, buyer_used) = match taker.side {
-            Side::Buy => (taker.account, maker_account, taker_fee, maker_fee, taker.hold - taker_hold),
-            Side::Sell => (maker_account, taker.account, maker_fee, taker_fee, maker_hold_before - maker_hold),
+            Side::Buy => (
+                taker.account,
+                maker_account,
+                taker_fee,
+                maker_fee,
+                taker.hold - taker_hold,
+            ),
+            Side::Sell => (
+                maker_account,
+                taker.account,
+                maker_fee,
+                taker_fee,
+                maker_hold_before - maker_hold,
+            ),
         };
         let fees = self.config.fee_account;
         self.ledger.pay_held(buyer, seller, quote, notional);
         self.ledger.pay_held(buyer, fees, quote, buyer_fee);
-        self.ledger.release(buyer, quote, buyer_used - notional - buyer_fee);
+        self.ledger
+            .release(buyer, quote, buyer_used - notional - buyer_fee);
         self.ledger.pay_held(seller, buyer, base, base_units);
         self.ledger.transfer(seller, fees, quote, seller_fee);
 
@@ -148,6 +176,7 @@ impl Engine {
         let maker = self.books[m].node_mut(slot);
         maker.filled += lots;
         maker.hold = maker_hold;
+        let maker_filled = maker.filled;
 
         let spec = &self.specs[m];
         let trade = Trade {
@@ -163,6 +192,10 @@ impl Engine {
             quote_amount: units_to_decimal(notional, spec.quote_scale),
             maker_fee: units_to_decimal(maker_fee, spec.quote_scale),
             taker_fee: units_to_decimal(taker_fee, spec.quote_scale),
+            maker_filled: spec.qty_decimal(u128::from(maker_filled)),
+            maker_remaining: spec.qty_decimal(u128::from(maker_left)),
+            taker_filled: spec.qty_decimal(u128::from(taker.filled)),
+            taker_remaining: spec.qty_decimal(u128::from(taker.lots)),
         };
         self.next_trade_id += 1;
         self.emit(out, ts, EventKind::Trade(trade));

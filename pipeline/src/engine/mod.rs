@@ -107,16 +107,25 @@ impl Engine {
         let mut out = Vec::new();
         match cmd {
             Command::Place(order) => self.place(order, ts, &mut out)?,
-            Command::Cancel { account, order_id } => self.cancel(account, order_id, ts, &mut out)?,
-            Command::Replace { account, order_id, price, quantity } => {
-                self.replace(account, order_id, price, quantity, ts, &mut out)?
+            Command::Cancel { account, order_id } => {
+                self.cancel(account, order_id, ts, &mut out)?
             }
-            Command::Deposit { account, asset, amount } => {
-                self.deposit(account, asset, amount, ts, &mut out)?
-            }
-            Command::Withdraw { account, asset, amount } => {
-                self.withdraw(account, asset, amount, ts, &mut out)?
-            }
+            Command::Replace {
+                account,
+                order_id,
+                price,
+                quantity,
+            } => self.replace(account, order_id, price, quantity, ts, &mut out)?,
+            Command::Deposit {
+                account,
+                asset,
+                amount,
+            } => self.deposit(account, asset, amount, ts, &mut out)?,
+            Command::Withdraw {
+                account,
+                asset,
+                amount,
+            } => self.withdraw(account, asset, amount, ts, &mut out)?,
         }
         Ok(out)
     }
@@ -124,12 +133,19 @@ impl Engine {
     /// Appends an event with the next sequence number.
     fn emit(&mut self, out: &mut Vec<Event>, ts: u64, kind: EventKind) {
         self.last_seq += 1;
-        out.push(Event { seq: self.last_seq, ts, kind });
+        out.push(Event {
+            seq: self.last_seq,
+            ts,
+            kind,
+        });
     }
 
     /// The index of a market.
     fn market_index(&self, id: &MarketId) -> Result<usize, Reject> {
-        self.specs.iter().position(|s| s.market.id == *id).ok_or(Reject::UnknownMarket)
+        self.specs
+            .iter()
+            .position(|s| s.market.id == *id)
+            .ok_or(Reject::UnknownMarket)
     }
 
     /// The index of an asset.
@@ -159,10 +175,18 @@ impl Engine {
         let side = |s: Side| {
             book.levels(s)
                 .take(levels)
-                .map(|(t, l)| Level { price: spec.price(t), quantity: spec.quantity(l.lots) })
+                .map(|(t, l)| Level {
+                    price: spec.price(t),
+                    quantity: spec.quantity(l.lots),
+                })
                 .collect()
         };
-        Some(Depth { market: *market, seq: self.last_seq, bids: side(Side::Buy), asks: side(Side::Sell) })
+        Some(Depth {
+            market: *market,
+            seq: self.last_seq,
+            bids: side(Side::Buy),
+            asks: side(Side::Sell),
+        })
     }
 
     /// An account's balance in one asset (zero for unknown assets).
@@ -176,7 +200,10 @@ impl Engine {
     fn balance_at(&self, account: AccountId, asset: usize) -> Balance {
         let u = self.ledger.get(account, asset);
         let scale = self.assets[asset].scale;
-        Balance { available: units_to_decimal(u.available, scale), held: units_to_decimal(u.held, scale) }
+        Balance {
+            available: units_to_decimal(u.available, scale),
+            held: units_to_decimal(u.held, scale),
+        }
     }
 
     /// Every asset in which the account has a non-zero balance, in asset order.

@@ -19,21 +19,41 @@ impl Engine {
     }
 
     /// Handles `Command::Cancel`.
-    pub(super) fn cancel(&mut self, account: AccountId, id: OrderId, ts: u64, out: &mut Vec<Event>) -> Result<(), Reject> {
+    pub(super) fn cancel(
+        &mut self,
+        account: AccountId,
+        id: OrderId,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
         let (m, slot) = self.owned(account, id)?;
         self.close_resting(m, slot, CloseReason::Cancelled, ts, out);
         Ok(())
     }
 
     /// Takes a resting order out of the book and closes it.
-    pub(super) fn close_resting(&mut self, m: usize, slot: u32, reason: CloseReason, ts: u64, out: &mut Vec<Event>) {
+    pub(super) fn close_resting(
+        &mut self,
+        m: usize,
+        slot: u32,
+        reason: CloseReason,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) {
         let node = self.books[m].remove(slot);
         self.index.remove(&node.id);
         self.close(m, node, reason, ts, out);
     }
 
     /// Releases an order's remaining hold and emits `OrderClosed`.
-    pub(super) fn close(&mut self, m: usize, node: Node, reason: CloseReason, ts: u64, out: &mut Vec<Event>) {
+    pub(super) fn close(
+        &mut self,
+        m: usize,
+        node: Node,
+        reason: CloseReason,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) {
         let (asset, scale) = self.hold_asset(m, node.side);
         self.ledger.release(node.account, asset, node.hold);
         let kind = EventKind::OrderClosed {

@@ -11,7 +11,12 @@ use super::Engine;
 
 impl Engine {
     /// Handles `Command::Place`.
-    pub(super) fn place(&mut self, o: NewOrder, ts: u64, out: &mut Vec<Event>) -> Result<(), Reject> {
+    pub(super) fn place(
+        &mut self,
+        o: NewOrder,
+        ts: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
         let m = self.market_index(&o.market)?;
         let taker = self.check_new(m, &o, ts)?;
         // Every check passed: from here on nothing fails.
@@ -33,7 +38,8 @@ impl Engine {
             (OrderType::Market, Some(_)) => return Err(Reject::PriceNotAllowed),
             (OrderType::Market, None) => 0,
         };
-        if o.post_only && (o.order_type == OrderType::Market || o.time_in_force != TimeInForce::Gtc) {
+        if o.post_only && (o.order_type == OrderType::Market || o.time_in_force != TimeInForce::Gtc)
+        {
             return Err(Reject::PostOnlyNotAllowed);
         }
         let lots = spec.lots(o.quantity)?;
@@ -43,7 +49,9 @@ impl Engine {
         let (asset, _) = self.hold_asset(m, o.side);
         let available = self.ledger.get(o.account, asset).available;
         let hold = match (o.side, o.order_type) {
-            (Side::Buy, OrderType::Limit) => spec.buy_hold(ticks, lots).ok_or(Reject::InsufficientFunds)?,
+            (Side::Buy, OrderType::Limit) => spec
+                .buy_hold(ticks, lots)
+                .ok_or(Reject::InsufficientFunds)?,
             (Side::Buy, OrderType::Market) => available,
             (Side::Sell, _) => spec.base_units(lots),
         };
@@ -83,7 +91,8 @@ impl Engine {
         if taker.post_only {
             return Err(Reject::PostOnlyWouldCross);
         }
-        if taker.stp == SelfTradePrevention::CancelTaker && book.node(head).account == taker.account {
+        if taker.stp == SelfTradePrevention::CancelTaker && book.node(head).account == taker.account
+        {
             return Err(Reject::SelfTrade);
         }
         Ok(())

@@ -28,11 +28,19 @@ impl Engine {
         }
         let spec = &self.specs[m];
         let node = self.books[m].node(slot);
-        let ticks = price.map(|p| spec.ticks(p)).transpose()?.unwrap_or(node.ticks);
-        let lots = quantity.map(|q| spec.lots(q)).transpose()?.unwrap_or(node.lots);
+        let ticks = price
+            .map(|p| spec.ticks(p))
+            .transpose()?
+            .unwrap_or(node.ticks);
+        let lots = quantity
+            .map(|q| spec.lots(q))
+            .transpose()?
+            .unwrap_or(node.lots);
         spec.check_notional(ticks, lots)?;
         let hold = match node.side {
-            Side::Buy => spec.buy_hold(ticks, lots).ok_or(Reject::InsufficientFunds)?,
+            Side::Buy => spec
+                .buy_hold(ticks, lots)
+                .ok_or(Reject::InsufficientFunds)?,
             Side::Sell => spec.base_units(lots),
         };
         let (asset, scale) = self.hold_asset(m, node.side);

@@ -72,10 +72,20 @@ impl Engine {
     pub fn from_state(config: EngineConfig, state: EngineState) -> Result<Engine, RestoreError> {
         let mut e = Engine::try_new(config)?;
         for b in &state.balances {
-            let bad = |problem| RestoreError::InvalidBalance { account: b.account.0, asset: b.asset.to_string(), problem };
-            let i = e.asset_index(&b.asset).ok_or_else(|| bad("unknown asset"))?;
+            let bad = |problem| RestoreError::InvalidBalance {
+                account: b.account.0,
+                asset: b.asset.to_string(),
+                problem,
+            };
+            let i = e
+                .asset_index(&b.asset)
+                .ok_or_else(|| bad("unknown asset"))?;
             let scale = e.assets[i].scale;
-            let units = |d: Decimal| to_units(d, 1, scale).ok().and_then(|u| i128::try_from(u).ok());
+            let units = |d: Decimal| {
+                to_units(d, 1, scale)
+                    .ok()
+                    .and_then(|u| i128::try_from(u).ok())
+            };
             let (Some(available), Some(held)) = (units(b.available), units(b.held)) else {
                 return Err(bad("negative or finer than the asset precision"));
             };
@@ -87,13 +97,18 @@ impl Engine {
                 return Err(RestoreError::Counters);
             }
             let node = e.restore_order(&r)?;
-            let m = e.market_index(&r.market).map_err(|_| RestoreError::Counters)?;
+            let m = e
+                .market_index(&r.market)
+                .map_err(|_| RestoreError::Counters)?;
             let (asset, _) = e.hold_asset(m, node.side);
             needed.push((node.account, asset, node.hold));
             let id = node.id;
             let slot = e.books[m].insert(node);
             if e.index.insert(id, (m as u32, slot)).is_some() {
-                return Err(RestoreError::InvalidOrder { order: id.0, problem: "duplicate id".into() });
+                return Err(RestoreError::InvalidOrder {
+                    order: id.0,
+                    problem: "duplicate id".into(),
+                });
             }
         }
         e.check_holds(needed)?;
@@ -105,17 +120,26 @@ impl Engine {
 
     /// Converts a saved open order back into a node, validating it.
     fn restore_order(&self, r: &OrderRecord) -> Result<Node, RestoreError> {
-        let bad = |problem: String| RestoreError::InvalidOrder { order: r.id.0, problem };
-        let m = self.market_index(&r.market).map_err(|e| bad(e.to_string()))?;
+        let bad = |problem: String| RestoreError::InvalidOrder {
+            order: r.id.0,
+            problem,
+        };
+        let m = self
+            .market_index(&r.market)
+            .map_err(|e| bad(e.to_string()))?;
         let spec = &self.specs[m];
-        let price = r.price.ok_or_else(|| bad("open order without a price".into()))?;
+        let price = r
+            .price
+            .ok_or_else(|| bad("open order without a price".into()))?;
         if r.order_type != OrderType::Limit {
             return Err(bad("only limit orders rest".into()));
         }
         let ticks = spec.ticks(price).map_err(|e| bad(e.to_string()))?;
         let open = spec.whole_lots(r.remaining).filter(|l| *l > 0);
         let open = open.ok_or_else(|| bad("remaining is not a positive number of lots".into()))?;
-        let filled = spec.whole_lots(r.filled).ok_or_else(|| bad("filled is not whole lots".into()))?;
+        let filled = spec
+            .whole_lots(r.filled)
+            .ok_or_else(|| bad("filled is not whole lots".into()))?;
         let mut node = Node::new(
             r.id,
             r.account,
@@ -131,12 +155,18 @@ impl Engine {
         );
         node.filled = filled;
         node.hold = match r.side {
-            Side::Buy => spec.buy_hold(ticks, open).ok_or_else(|| bad("hold out of range".into()))?,
+            Side::Buy => spec
+                .buy_hold(ticks, open)
+                .ok_or_else(|| bad("hold out of range".into()))?,
             Side::Sell => spec.base_units(open),
         };
         let (_, scale) = self.hold_asset(m, r.side);
         if units_to_decimal(node.hold, scale) != r.hold {
-            return Err(bad(format!("hold {} differs from the {} the order needs", r.hold, units_to_decimal(node.hold, scale))));
+            return Err(bad(format!(
+                "hold {} differs from the {} the order needs",
+                r.hold,
+                units_to_decimal(node.hold, scale)
+            )));
         }
         Ok(node)
     }

@@ -81,11 +81,15 @@ impl Asset {
     /// Parses an asset code; rejects empty, too long or non `A-Z0-9` input.
     pub fn parse(s: &str) -> Result<Asset, ParseError> {
         let ok = (1..=12).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if !ok {
             return Err(ParseError::Asset(s.chars().take(80).collect()));
         }
-        Ok(Asset { bytes: inline(s), len: s.len() as u8 })
+        Ok(Asset {
+            bytes: inline(s),
+            len: s.len() as u8,
+        })
     }
 
     /// The code as text.
@@ -111,7 +115,10 @@ impl MarketId {
         if !ok {
             return Err(ParseError::Market(s.chars().take(80).collect()));
         }
-        Ok(MarketId { bytes: inline(s), len: s.len() as u8 })
+        Ok(MarketId {
+            bytes: inline(s),
+            len: s.len() as u8,
+        })
     }
 
     /// The code as text.
@@ -132,11 +139,15 @@ impl ClientOrderId {
     /// Parses a client order id.
     pub fn parse(s: &str) -> Result<ClientOrderId, ParseError> {
         let ok = (1..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
         if !ok {
             return Err(ParseError::ClientOrderId(s.chars().take(80).collect()));
         }
-        Ok(ClientOrderId { bytes: inline(s), len: s.len() as u8 })
+        Ok(ClientOrderId {
+            bytes: inline(s),
+            len: s.len() as u8,
+        })
     }
 
     /// The id as text.

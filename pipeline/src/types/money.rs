@@ -15,15 +15,19 @@ macro_rules! positive_decimal {
                 if value > Decimal::ZERO {
                     Ok($ty(value))
                 } else {
-                    Err(ParseError::NotPositive { what: $what, value: value.to_string() })
+                    Err(ParseError::NotPositive {
+                        what: $what,
+                        value: value.to_string(),
+                    })
                 }
             }
 
             /// Parses a decimal string such as `"101.25"`; it must be strictly positive.
             pub fn parse(s: &str) -> Result<$ty, ParseError> {
-                let value: Decimal = s
-                    .parse()
-                    .map_err(|_| ParseError::Decimal { what: $what, value: s.chars().take(80).collect() })?;
+                let value: Decimal = s.parse().map_err(|_| ParseError::Decimal {
+                    what: $what,
+                    value: s.chars().take(80).collect(),
+                })?;
                 $ty::new(value)
             }
 

@@ -58,3 +58,34 @@ pub enum SelfTradePrevention {
     /// Both are cancelled.
     CancelBoth,
 }
+
+impl Side {
+    /// The stable wire and database name: `buy` or `sell`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+impl OrderType {
+    /// The stable wire and database name: `limit` or `market`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderType::Limit => "limit",
+            OrderType::Market => "market",
+        }
+    }
+}
+
+impl TimeInForce {
+    /// The stable wire and database name: `gtc`, `ioc` or `fok`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Gtc => "gtc",
+            TimeInForce::Ioc => "ioc",
+            TimeInForce::Fok => "fok",
+        }
+    }
+}

@@ -21,7 +21,10 @@ pub struct KinesisSink {
 impl KinesisSink {
     /// A sink writing to `stream`.
     pub fn new(client: aws_sdk_kinesis::Client, stream: impl Into<String>) -> KinesisSink {
-        KinesisSink { client, stream: stream.into() }
+        KinesisSink {
+            client,
+            stream: stream.into(),
+        }
     }
 
     /// The client (for tests that read the stream back).
@@ -59,7 +62,12 @@ impl KinesisSink {
                     .set_records(Some(pending.clone()))
                     .send()
                     .await
-                    .map_err(|e| StepError::Transient(anyhow::anyhow!("PutRecords failed: {}", aws_sdk_kinesis::error::DisplayErrorContext(e))))?;
+                    .map_err(|e| {
+                        StepError::Transient(anyhow::anyhow!(
+                            "PutRecords failed: {}",
+                            aws_sdk_kinesis::error::DisplayErrorContext(e)
+                        ))
+                    })?;
                 if out.failed_record_count().unwrap_or(0) == 0 {
                     break;
                 }
@@ -70,7 +78,10 @@ impl KinesisSink {
                     .map(|(entry, _)| entry)
                     .collect();
                 if round >= MAX_ROUNDS {
-                    return Err(StepError::Transient(anyhow::anyhow!("{} records still failing after {round} PutRecords rounds", pending.len())));
+                    return Err(StepError::Transient(anyhow::anyhow!(
+                        "{} records still failing after {round} PutRecords rounds",
+                        pending.len()
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(50 << round)).await;
             }

@@ -20,9 +20,13 @@ impl EventLog {
     pub fn open(path: impl Into<PathBuf>) -> anyhow::Result<EventLog> {
         let path = path.into();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("Failed to create {}", dir.display()))?;
         }
-        Ok(EventLog { path, file: Arc::new(Mutex::new(())) })
+        Ok(EventLog {
+            path,
+            file: Arc::new(Mutex::new(())),
+        })
     }
 
     /// The log's path.
@@ -40,7 +44,10 @@ impl EventLog {
         let _guard = self.file.lock().await;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
             f.write_all(&buf)?;
             f.sync_data()?;
             Ok(())
@@ -58,7 +65,9 @@ impl EventLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(e).context("Failed to read the event log"),
         };
-        text.lines().map(|l| serde_json::from_str(l).context("Malformed event log line")).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).context("Malformed event log line"))
+            .collect()
     }
 }
 
@@ -72,7 +81,8 @@ impl ArchiveDir {
     /// Uses (creating) the directory `root`.
     pub fn open(root: impl Into<PathBuf>) -> anyhow::Result<ArchiveDir> {
         let root = root.into();
-        std::fs::create_dir_all(&root).with_context(|| format!("Failed to create {}", root.display()))?;
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("Failed to create {}", root.display()))?;
         Ok(ArchiveDir { root })
     }
 
@@ -85,7 +95,9 @@ impl ArchiveDir {
     /// link fails if the key exists, so a complete object is never replaced.
     pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<Vec<u8>, StepError> {
         if key.contains("..") || key.starts_with('/') {
-            return Err(StepError::Permanent(anyhow::anyhow!("invalid object key {key:?}")));
+            return Err(StepError::Permanent(anyhow::anyhow!(
+                "invalid object key {key:?}"
+            )));
         }
         let path = self.root.join(key);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
@@ -104,7 +116,9 @@ impl ArchiveDir {
                     std::fs::File::open(dir)?.sync_all()?;
                     Ok(bytes)
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(&path)?),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(std::fs::read(&path)?)
+                }
                 Err(e) => Err(e.into()),
             }
         })

@@ -12,13 +12,19 @@ pub struct S3Archive {
 }
 
 fn transient<E: std::error::Error + Send + Sync + 'static>(what: &str, e: E) -> StepError {
-    StepError::Transient(anyhow::anyhow!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+    StepError::Transient(anyhow::anyhow!(
+        "{what}: {}",
+        aws_sdk_s3::error::DisplayErrorContext(e)
+    ))
 }
 
 impl S3Archive {
     /// An archive in `bucket`.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> S3Archive {
-        S3Archive { client, bucket: bucket.into() }
+        S3Archive {
+            client,
+            bucket: bucket.into(),
+        }
     }
 
     /// Puts the object unless one exists (HTTP 412 means it does: the stored
@@ -39,7 +45,11 @@ impl S3Archive {
         match res {
             Ok(_) => Ok(bytes),
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => {
-                self.get(key).await?.ok_or_else(|| StepError::Transient(anyhow::anyhow!("object {key} reported present but not readable")))
+                self.get(key).await?.ok_or_else(|| {
+                    StepError::Transient(anyhow::anyhow!(
+                        "object {key} reported present but not readable"
+                    ))
+                })
             }
             Err(e) => Err(transient("PutObject failed", e)),
         }
@@ -47,9 +57,20 @@ impl S3Archive {
 
     /// Reads the object at `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StepError> {
-        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
-                let body = out.body.collect().await.map_err(|e| transient("GetObject body", e))?;
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| transient("GetObject body", e))?;
                 Ok(Some(body.into_bytes().to_vec()))
             }
             Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(None),

@@ -67,12 +67,47 @@ fn rows_json(rows: &[Row], cols: &[&str]) -> Value {
 /// trades, its ledger legs and its step history so far.
 async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
     let id = Arg::I64(wf.id as i64);
-    let order_cols = ["order_id", "account_id", "market", "client_order_id", "side", "order_type", "price", "quantity", "time_in_force", "status", "filled", "open_quantity", "last_seq"];
+    let order_cols = [
+        "order_id",
+        "account_id",
+        "market",
+        "client_order_id",
+        "side",
+        "order_type",
+        "price",
+        "quantity",
+        "time_in_force",
+        "status",
+        "filled",
+        "open_quantity",
+        "last_seq",
+    ];
     let orders = match wf.order_id() {
-        Some(o) => tx.rows(&format!("select {} from orders where order_id = $1", order_cols.join(", ")), &[Arg::I64(o as i64)]).await?,
+        Some(o) => {
+            tx.rows(
+                &format!(
+                    "select {} from orders where order_id = $1",
+                    order_cols.join(", ")
+                ),
+                &[Arg::I64(o as i64)],
+            )
+            .await?
+        }
         None => vec![],
     };
-    let trade_cols = ["trade_id", "seq", "market", "price", "quantity", "quote_amount", "taker_side", "maker_order_id", "taker_order_id", "maker_fee", "taker_fee"];
+    let trade_cols = [
+        "trade_id",
+        "seq",
+        "market",
+        "price",
+        "quantity",
+        "quote_amount",
+        "taker_side",
+        "maker_order_id",
+        "taker_order_id",
+        "maker_fee",
+        "taker_fee",
+    ];
     let trade_ids: Vec<i64> = wf
         .events
         .iter()
@@ -83,15 +118,44 @@ async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
         .collect();
     let mut trades = Vec::new();
     for t in trade_ids {
-        trades.extend(tx.rows(&format!("select {} from trades where trade_id = $1", trade_cols.join(", ")), &[Arg::I64(t)]).await?);
+        trades.extend(
+            tx.rows(
+                &format!(
+                    "select {} from trades where trade_id = $1",
+                    trade_cols.join(", ")
+                ),
+                &[Arg::I64(t)],
+            )
+            .await?,
+        );
     }
     let leg_cols = ["posting", "leg", "account_id", "asset", "amount", "kind"];
     let legs = tx
-        .rows(&format!("select {} from ledger_entries where workflow_id = $1 order by posting, leg", leg_cols.join(", ")), &[id.clone()])
+        .rows(
+            &format!(
+                "select {} from ledger_entries where workflow_id = $1 order by posting, leg",
+                leg_cols.join(", ")
+            ),
+            &[id.clone()],
+        )
         .await?;
-    let att_cols = ["step", "attempt", "worker", "started_at", "finished_at", "outcome", "error"];
+    let att_cols = [
+        "step",
+        "attempt",
+        "worker",
+        "started_at",
+        "finished_at",
+        "outcome",
+        "error",
+    ];
     let attempts = tx
-        .rows(&format!("select {} from workflow_attempts where workflow_id = $1 order by id", att_cols.join(", ")), &[id])
+        .rows(
+            &format!(
+                "select {} from workflow_attempts where workflow_id = $1 order by id",
+                att_cols.join(", ")
+            ),
+            &[id],
+        )
         .await?;
     Ok(json!({
         "workflow": wf,

@@ -24,10 +24,31 @@ pub async fn run(tx: &mut Tx, wf: &WorkflowInput) -> Result<(), StepError> {
             EventKind::OrderAccepted { order } => insert_order(tx, order, seq, ts).await?,
             EventKind::Trade(t) => {
                 insert_trade(tx, t, seq, ts).await?;
-                fill(tx, t.maker_order_id.0, t.maker_filled, t.maker_open, seq, ts).await?;
-                fill(tx, t.taker_order_id.0, t.taker_filled, t.taker_open, seq, ts).await?;
+                fill(
+                    tx,
+                    t.maker_order_id.0,
+                    t.maker_filled,
+                    t.maker_remaining,
+                    seq,
+                    ts,
+                )
+                .await?;
+                fill(
+                    tx,
+                    t.taker_order_id.0,
+                    t.taker_filled,
+                    t.taker_remaining,
+                    seq,
+                    ts,
+                )
+                .await?;
             }
-            EventKind::OrderReplaced { order_id, price, quantity, .. } => {
+            EventKind::OrderReplaced {
+                order_id,
+                price,
+                quantity,
+                ..
+            } => {
                 tx.exec(
                     "update orders set price = $2, open_quantity = $3, last_seq = $4, updated_at = $5 \
                      where order_id = $1 and last_seq < $4",
@@ -35,7 +56,9 @@ pub async fn run(tx: &mut Tx, wf: &WorkflowInput) -> Result<(), StepError> {
                 )
                 .await?;
             }
-            EventKind::OrderClosed { order_id, reason, .. } => {
+            EventKind::OrderClosed {
+                order_id, reason, ..
+            } => {
                 tx.exec(
                     "update orders set status = $2, open_quantity = $3, last_seq = $4, updated_at = $5 \
                      where order_id = $1 and last_seq < $4",
@@ -70,11 +93,11 @@ async fn insert_order(tx: &mut Tx, o: &OrderRecord, seq: i64, ts: i64) -> Result
             Arg::I64(o.account.0 as i64),
             Arg::Text(o.market.to_string()),
             o.client_order_id.as_ref().map_or(Arg::Null, |c| Arg::Text(c.to_string())),
-            Arg::Text(crate::text::side(o.side).into()),
-            Arg::Text(crate::text::order_type(o.order_type).into()),
+            Arg::Text(o.side.as_str().into()),
+            Arg::Text(o.order_type.as_str().into()),
             o.price.map_or(Arg::Null, |p| Arg::Dec(p.value())),
             Arg::Dec(o.quantity.value()),
-            Arg::Text(crate::text::tif(o.time_in_force).into()),
+            Arg::Text(o.time_in_force.as_str().into()),
             Arg::Bool(o.post_only),
             Arg::Dec(Decimal::ZERO),
             Arg::I64(seq),
@@ -97,7 +120,7 @@ async fn insert_trade(tx: &mut Tx, t: &Trade, seq: i64, ts: i64) -> Result<()> {
             Arg::Dec(t.price.value()),
             Arg::Dec(t.quantity.value()),
             Arg::Dec(t.quote_amount),
-            Arg::Text(crate::text::side(t.taker_side).into()),
+            Arg::Text(t.taker_side.as_str().into()),
             Arg::I64(t.maker_order_id.0 as i64),
             Arg::I64(t.taker_order_id.0 as i64),
             Arg::I64(t.maker_account.0 as i64),
@@ -112,17 +135,38 @@ async fn insert_trade(tx: &mut Tx, t: &Trade, seq: i64, ts: i64) -> Result<()> {
 }
 
 /// Records an order's state after a fill, unless a newer event already did.
-async fn fill(tx: &mut Tx, order_id: u64, filled: Decimal, open: Decimal, seq: i64, ts: i64) -> Result<()> {
+async fn fill(
+    tx: &mut Tx,
+    order_id: u64,
+    filled: Decimal,
+    open: Decimal,
+    seq: i64,
+    ts: i64,
+) -> Result<()> {
     let n = tx
         .exec(
             "update orders set filled = $2, open_quantity = $3, last_seq = $4, updated_at = $5 \
              where order_id = $1 and last_seq < $4",
-            &[Arg::I64(order_id as i64), Arg::Dec(filled), Arg::Dec(open), Arg::I64(seq), Arg::I64(ts)],
+            &[
+                Arg::I64(order_id as i64),
+                Arg::Dec(filled),
+                Arg::Dec(open),
+                Arg::I64(seq),
+                Arg::I64(ts),
+            ],
         )
         .await?;
     if n == 0 {
-        let known = tx.rows("select 1 from orders where order_id = $1", &[Arg::I64(order_id as i64)]).await?;
-        anyhow::ensure!(!known.is_empty(), "order {order_id} is filled at seq {seq} but is not persisted yet");
+        let known = tx
+            .rows(
+                "select 1 from orders where order_id = $1",
+                &[Arg::I64(order_id as i64)],
+            )
+            .await?;
+        anyhow::ensure!(
+            !known.is_empty(),
+            "order {order_id} is filled at seq {seq} but is not persisted yet"
+        );
     }
     Ok(())
 }

@@ -30,7 +30,9 @@ pub struct StreamRecord {
 
 /// The stream records of one workflow.
 pub fn records(wf: &WorkflowInput) -> Vec<StreamRecord> {
-    let partition = wf.market().unwrap_or_else(|| format!("account-{}", wf.account()));
+    let partition = wf
+        .market()
+        .unwrap_or_else(|| format!("account-{}", wf.account()));
     wf.events
         .iter()
         .map(|e| StreamRecord {

@@ -41,8 +41,18 @@ pub struct Leg {
 /// buyer to seller and the fee account.
 pub fn trade_legs(t: &Trade, market: &Market, fee_account: u64) -> Vec<Leg> {
     let (buyer, seller, buyer_fee, seller_fee) = match t.taker_side {
-        Side::Buy => (t.taker_account.0, t.maker_account.0, t.taker_fee, t.maker_fee),
-        Side::Sell => (t.maker_account.0, t.taker_account.0, t.maker_fee, t.taker_fee),
+        Side::Buy => (
+            t.taker_account.0,
+            t.maker_account.0,
+            t.taker_fee,
+            t.maker_fee,
+        ),
+        Side::Sell => (
+            t.maker_account.0,
+            t.taker_account.0,
+            t.maker_fee,
+            t.taker_fee,
+        ),
     };
     let posting = format!("trade:{}", t.trade_id.0);
     let leg = |i, account, asset: &Asset, amount, kind| Leg {
@@ -57,8 +67,20 @@ pub fn trade_legs(t: &Trade, market: &Market, fee_account: u64) -> Vec<Leg> {
     vec![
         leg(0, seller, &market.base, -q, "trade"),
         leg(1, buyer, &market.base, q, "trade"),
-        leg(2, buyer, &market.quote, -(t.quote_amount + buyer_fee), "trade"),
-        leg(3, seller, &market.quote, t.quote_amount - seller_fee, "trade"),
+        leg(
+            2,
+            buyer,
+            &market.quote,
+            -(t.quote_amount + buyer_fee),
+            "trade",
+        ),
+        leg(
+            3,
+            seller,
+            &market.quote,
+            t.quote_amount - seller_fee,
+            "trade",
+        ),
         leg(4, fee_account, &market.quote, buyer_fee + seller_fee, "fee"),
     ]
 }
@@ -69,18 +91,57 @@ pub fn legs(wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<
     for ev in &wf.events {
         match &ev.kind {
             EventKind::Trade(t) => {
-                let m = markets.iter().find(|m| m.id == t.market).with_context(|| format!("unknown market {}", t.market))?;
+                let m = markets
+                    .iter()
+                    .find(|m| m.id == t.market)
+                    .with_context(|| format!("unknown market {}", t.market))?;
                 out.extend(trade_legs(t, m, fee_account));
             }
-            EventKind::Deposited { account, asset, amount } => {
+            EventKind::Deposited {
+                account,
+                asset,
+                amount,
+            } => {
                 let p = format!("deposit:{}", ev.seq);
-                out.push(Leg { posting: p.clone(), leg: 0, account: account.0, asset: asset.clone(), amount: *amount, kind: "deposit" });
-                out.push(Leg { posting: p, leg: 1, account: EXTERNAL_ACCOUNT, asset: asset.clone(), amount: -*amount, kind: "deposit" });
+                out.push(Leg {
+                    posting: p.clone(),
+                    leg: 0,
+                    account: account.0,
+                    asset: asset.clone(),
+                    amount: *amount,
+                    kind: "deposit",
+                });
+                out.push(Leg {
+                    posting: p,
+                    leg: 1,
+                    account: EXTERNAL_ACCOUNT,
+                    asset: asset.clone(),
+                    amount: -*amount,
+                    kind: "deposit",
+                });
             }
-            EventKind::Withdrawn { account, asset, amount } => {
+            EventKind::Withdrawn {
+                account,
+                asset,
+                amount,
+            } => {
                 let p = format!("withdrawal:{}", ev.seq);
-                out.push(Leg { posting: p.clone(), leg: 0, account: account.0, asset: asset.clone(), amount: -*amount, kind: "withdrawal" });
-                out.push(Leg { posting: p, leg: 1, account: EXTERNAL_ACCOUNT, asset: asset.clone(), amount: *amount, kind: "withdrawal" });
+                out.push(Leg {
+                    posting: p.clone(),
+                    leg: 0,
+                    account: account.0,
+                    asset: asset.clone(),
+                    amount: -*amount,
+                    kind: "withdrawal",
+                });
+                out.push(Leg {
+                    posting: p,
+                    leg: 1,
+                    account: EXTERNAL_ACCOUNT,
+                    asset: asset.clone(),
+                    amount: *amount,
+                    kind: "withdrawal",
+                });
             }
             _ => {}
         }
@@ -89,7 +150,12 @@ pub fn legs(wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<
 }
 
 /// Writes the workflow's legs and moves balances for the new ones.
-pub async fn run(tx: &mut Tx, wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<(), StepError> {
+pub async fn run(
+    tx: &mut Tx,
+    wf: &WorkflowInput,
+    markets: &[Market],
+    fee_account: u64,
+) -> Result<(), StepError> {
     // Balance changes are summed per (account, asset) and applied in key
     // order, so concurrent settlements lock rows in the same order.
     let mut moves: std::collections::BTreeMap<(u64, String), Decimal> = Default::default();
@@ -112,7 +178,9 @@ pub async fn run(tx: &mut Tx, wf: &WorkflowInput, markets: &[Market], fee_accoun
             )
             .await?;
         if inserted == 1 {
-            *moves.entry((leg.account, leg.asset.to_string())).or_default() += leg.amount;
+            *moves
+                .entry((leg.account, leg.asset.to_string()))
+                .or_default() += leg.amount;
         }
     }
     for ((account, asset), amount) in moves {

@@ -36,15 +36,34 @@ pub fn market() -> Market {
 }
 
 pub fn config() -> EngineConfig {
-    EngineConfig { markets: vec![market()], fee_account: FEES }
+    EngineConfig {
+        markets: vec![market()],
+        fee_account: FEES,
+    }
 }
 
 /// An engine where Alice and Bob each hold 1,000,000 USD and 100 BTC.
 pub fn funded() -> Engine {
     let mut e = Engine::new(config());
     for a in [ALICE, BOB] {
-        e.apply(Command::Deposit { account: a, asset: usd(), amount: dec!(1000000) }, 1).unwrap();
-        e.apply(Command::Deposit { account: a, asset: btc(), amount: dec!(100) }, 1).unwrap();
+        e.apply(
+            Command::Deposit {
+                account: a,
+                asset: usd(),
+                amount: dec!(1000000),
+            },
+            1,
+        )
+        .unwrap();
+        e.apply(
+            Command::Deposit {
+                account: a,
+                asset: btc(),
+                amount: dec!(100),
+            },
+            1,
+        )
+        .unwrap();
     }
     e
 }
@@ -65,7 +84,12 @@ pub fn limit(account: AccountId, side: Side, price: &str, qty: &str) -> NewOrder
 }
 
 pub fn market_order(account: AccountId, side: Side, qty: &str) -> NewOrder {
-    NewOrder { order_type: OrderType::Market, price: None, time_in_force: TimeInForce::Ioc, ..limit(account, side, "1", qty) }
+    NewOrder {
+        order_type: OrderType::Market,
+        price: None,
+        time_in_force: TimeInForce::Ioc,
+        ..limit(account, side, "1", qty)
+    }
 }
 
 pub fn place(e: &mut Engine, o: NewOrder) -> Result<Vec<Event>, Reject> {
@@ -95,7 +119,9 @@ pub fn closes(events: &[Event]) -> Vec<(OrderId, CloseReason)> {
     events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::OrderClosed { order_id, reason, .. } => Some((*order_id, *reason)),
+            EventKind::OrderClosed {
+                order_id, reason, ..
+            } => Some((*order_id, *reason)),
             _ => None,
         })
         .collect()

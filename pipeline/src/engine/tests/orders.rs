@@ -7,9 +7,19 @@ use crate::*;
 fn cancelling_an_order_releases_its_hold() {
     let mut e = funded();
     let id = rest(&mut e, limit(ALICE, Side::Buy, "100", "1"));
-    let ev = e.apply(Command::Cancel { account: ALICE, order_id: id }, 2).unwrap();
+    let ev = e
+        .apply(
+            Command::Cancel {
+                account: ALICE,
+                order_id: id,
+            },
+            2,
+        )
+        .unwrap();
     assert_eq!(closes(&ev), vec![(id, CloseReason::Cancelled)]);
-    assert!(matches!(ev[0].kind, EventKind::OrderClosed { released, .. } if released == dec!(100.2)));
+    assert!(
+        matches!(ev[0].kind, EventKind::OrderClosed { released, .. } if released == dec!(100.2))
+    );
     assert_eq!(held(&e, ALICE, usd()), dec!(0));
     assert_eq!(avail(&e, ALICE, usd()), dec!(1000000));
 }
@@ -17,14 +27,32 @@ fn cancelling_an_order_releases_its_hold() {
 #[test]
 fn cancelling_an_unknown_order_is_rejected() {
     let mut e = funded();
-    assert_eq!(e.apply(Command::Cancel { account: ALICE, order_id: OrderId(99) }, 2), Err(Reject::UnknownOrder));
+    assert_eq!(
+        e.apply(
+            Command::Cancel {
+                account: ALICE,
+                order_id: OrderId(99)
+            },
+            2
+        ),
+        Err(Reject::UnknownOrder)
+    );
 }
 
 #[test]
 fn cancelling_someone_elses_order_is_rejected() {
     let mut e = funded();
     let id = rest(&mut e, limit(ALICE, Side::Buy, "100", "1"));
-    assert_eq!(e.apply(Command::Cancel { account: BOB, order_id: id }, 2), Err(Reject::NotOrderOwner));
+    assert_eq!(
+        e.apply(
+            Command::Cancel {
+                account: BOB,
+                order_id: id
+            },
+            2
+        ),
+        Err(Reject::NotOrderOwner)
+    );
 }
 
 #[test]
@@ -56,5 +84,8 @@ fn a_snapshot_whose_holds_do_not_match_its_orders_is_refused() {
             b.held += dec!(1);
         }
     }
-    assert!(matches!(Engine::from_state(config(), state), Err(RestoreError::HoldMismatch { .. })));
+    assert!(matches!(
+        Engine::from_state(config(), state),
+        Err(RestoreError::HoldMismatch { .. })
+    ));
 }

@@ -49,7 +49,10 @@ fn a_larger_order_walks_the_book_in_price_then_time_order() {
     let a2 = rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     let a3 = rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     let ev = place(&mut e, limit(BOB, Side::Buy, "101", "2.5")).unwrap();
-    let makers: Vec<_> = trades(&ev).iter().map(|t| (t.maker_order_id, t.quantity.value())).collect();
+    let makers: Vec<_> = trades(&ev)
+        .iter()
+        .map(|t| (t.maker_order_id, t.quantity.value()))
+        .collect();
     assert_eq!(makers, vec![(a2, dec!(1)), (a3, dec!(1)), (a1, dec!(0.5))]);
     assert_eq!(e.order(a1).unwrap().remaining, dec!(0.5));
     assert!(e.order(a2).is_none());
@@ -78,7 +81,10 @@ fn a_partially_filled_gtc_order_rests_with_its_remainder() {
 fn an_ioc_remainder_expires_and_releases_its_hold() {
     let mut e = funded();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
-    let o = NewOrder { time_in_force: TimeInForce::Ioc, ..limit(BOB, Side::Buy, "100", "3") };
+    let o = NewOrder {
+        time_in_force: TimeInForce::Ioc,
+        ..limit(BOB, Side::Buy, "100", "3")
+    };
     let ev = place(&mut e, o).unwrap();
     assert_eq!(trades(&ev).len(), 1);
     assert_eq!(closes(&ev)[1].1, CloseReason::Expired);
@@ -91,7 +97,10 @@ fn a_fok_order_that_cannot_fill_completely_is_rejected_without_side_effects() {
     let mut e = funded();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     let before = e.snapshot();
-    let o = NewOrder { time_in_force: TimeInForce::Fok, ..limit(BOB, Side::Buy, "100", "2") };
+    let o = NewOrder {
+        time_in_force: TimeInForce::Fok,
+        ..limit(BOB, Side::Buy, "100", "2")
+    };
     assert_eq!(place(&mut e, o), Err(Reject::FokCannotFill));
     assert_eq!(e.snapshot(), before);
 }
@@ -101,7 +110,10 @@ fn a_fok_order_that_can_fill_fills_completely() {
     let mut e = funded();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     rest(&mut e, limit(ALICE, Side::Sell, "101", "1"));
-    let o = NewOrder { time_in_force: TimeInForce::Fok, ..limit(BOB, Side::Buy, "101", "2") };
+    let o = NewOrder {
+        time_in_force: TimeInForce::Fok,
+        ..limit(BOB, Side::Buy, "101", "2")
+    };
     let ev = place(&mut e, o).unwrap();
     assert_eq!(trades(&ev).len(), 2);
     assert_eq!(closes(&ev).last().unwrap().1, CloseReason::Filled);
@@ -111,17 +123,39 @@ fn a_fok_order_that_can_fill_fills_completely() {
 fn a_post_only_order_that_would_cross_is_rejected() {
     let mut e = funded();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
-    let o = NewOrder { post_only: true, ..limit(BOB, Side::Buy, "100", "1") };
+    let o = NewOrder {
+        post_only: true,
+        ..limit(BOB, Side::Buy, "100", "1")
+    };
     assert_eq!(place(&mut e, o), Err(Reject::PostOnlyWouldCross));
-    let o = NewOrder { post_only: true, ..limit(BOB, Side::Buy, "99.99", "1") };
+    let o = NewOrder {
+        post_only: true,
+        ..limit(BOB, Side::Buy, "99.99", "1")
+    };
     assert!(place(&mut e, o).is_ok());
 }
 
 #[test]
 fn a_market_buy_spends_at_most_the_available_quote_and_releases_the_rest() {
     let mut e = Engine::new(config());
-    e.apply(Command::Deposit { account: BOB, asset: usd(), amount: dec!(150.3) }, 1).unwrap();
-    e.apply(Command::Deposit { account: ALICE, asset: btc(), amount: dec!(5) }, 1).unwrap();
+    e.apply(
+        Command::Deposit {
+            account: BOB,
+            asset: usd(),
+            amount: dec!(150.3),
+        },
+        1,
+    )
+    .unwrap();
+    e.apply(
+        Command::Deposit {
+            account: ALICE,
+            asset: btc(),
+            amount: dec!(5),
+        },
+        1,
+    )
+    .unwrap();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     let ev = place(&mut e, market_order(BOB, Side::Buy, "5")).unwrap();
@@ -147,32 +181,86 @@ fn a_market_sell_into_an_empty_book_expires_unfilled() {
 fn invalid_orders_are_typed_rejections() {
     let mut e = funded();
     let cases = [
-        (limit(ALICE, Side::Buy, "100.001", "1"), Reject::PriceOffTick),
-        (limit(ALICE, Side::Buy, "100", "1.0001"), Reject::QuantityOffLot),
-        (limit(ALICE, Side::Buy, "100", "101"), Reject::AboveMaxQuantity),
-        (limit(ALICE, Side::Buy, "1", "0.5"), Reject::BelowMinNotional),
-        (limit(ALICE, Side::Buy, "10000000", "1"), Reject::InsufficientFunds),
-        (limit(ALICE, Side::Sell, "100", "100.001"), Reject::AboveMaxQuantity),
-        (NewOrder { price: None, ..limit(ALICE, Side::Buy, "1", "1") }, Reject::MissingPrice),
-        (NewOrder { price: Some(Price::parse("1").unwrap()), ..market_order(ALICE, Side::Buy, "1") }, Reject::PriceNotAllowed),
-        (NewOrder { market: MarketId::parse("ETH-USD").unwrap(), ..limit(ALICE, Side::Buy, "1", "1") }, Reject::UnknownMarket),
-        (NewOrder { post_only: true, ..market_order(ALICE, Side::Buy, "1") }, Reject::PostOnlyNotAllowed),
+        (
+            limit(ALICE, Side::Buy, "100.001", "1"),
+            Reject::PriceOffTick,
+        ),
+        (
+            limit(ALICE, Side::Buy, "100", "1.0001"),
+            Reject::QuantityOffLot,
+        ),
+        (
+            limit(ALICE, Side::Buy, "100", "101"),
+            Reject::AboveMaxQuantity,
+        ),
+        (
+            limit(ALICE, Side::Buy, "1", "0.5"),
+            Reject::BelowMinNotional,
+        ),
+        (
+            limit(ALICE, Side::Buy, "10000000", "1"),
+            Reject::InsufficientFunds,
+        ),
+        (
+            limit(ALICE, Side::Sell, "100", "100.001"),
+            Reject::AboveMaxQuantity,
+        ),
+        (
+            NewOrder {
+                price: None,
+                ..limit(ALICE, Side::Buy, "1", "1")
+            },
+            Reject::MissingPrice,
+        ),
+        (
+            NewOrder {
+                price: Some(Price::parse("1").unwrap()),
+                ..market_order(ALICE, Side::Buy, "1")
+            },
+            Reject::PriceNotAllowed,
+        ),
+        (
+            NewOrder {
+                market: MarketId::parse("ETH-USD").unwrap(),
+                ..limit(ALICE, Side::Buy, "1", "1")
+            },
+            Reject::UnknownMarket,
+        ),
+        (
+            NewOrder {
+                post_only: true,
+                ..market_order(ALICE, Side::Buy, "1")
+            },
+            Reject::PostOnlyNotAllowed,
+        ),
     ];
     for (order, want) in cases {
         let before = e.last_seq();
         assert_eq!(place(&mut e, order.clone()), Err(want), "{order:?}");
         assert_eq!(e.last_seq(), before);
     }
-    let tiny = Market { min_quantity: dec!(0.01), ..market() };
-    let mut e = Engine::new(EngineConfig { markets: vec![tiny], fee_account: FEES });
-    assert_eq!(place(&mut e, limit(ALICE, Side::Buy, "100", "0.005")), Err(Reject::BelowMinQuantity));
+    let tiny = Market {
+        min_quantity: dec!(0.01),
+        ..market()
+    };
+    let mut e = Engine::new(EngineConfig {
+        markets: vec![tiny],
+        fee_account: FEES,
+    });
+    assert_eq!(
+        place(&mut e, limit(ALICE, Side::Buy, "100", "0.005")),
+        Err(Reject::BelowMinQuantity)
+    );
 }
 
 #[test]
 fn an_order_that_would_first_meet_its_own_account_is_rejected_as_self_trade() {
     let mut e = funded();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
-    assert_eq!(place(&mut e, limit(ALICE, Side::Buy, "100", "1")), Err(Reject::SelfTrade));
+    assert_eq!(
+        place(&mut e, limit(ALICE, Side::Buy, "100", "1")),
+        Err(Reject::SelfTrade)
+    );
 }
 
 #[test]
@@ -182,7 +270,10 @@ fn cancel_taker_stops_matching_at_the_accounts_own_order() {
     let own = rest(&mut e, limit(ALICE, Side::Sell, "101", "1"));
     let ev = place(&mut e, limit(ALICE, Side::Buy, "101", "2")).unwrap();
     assert_eq!(trades(&ev).len(), 1);
-    assert_eq!(closes(&ev).last().unwrap().1, CloseReason::SelfTradePrevented);
+    assert_eq!(
+        closes(&ev).last().unwrap().1,
+        CloseReason::SelfTradePrevented
+    );
     assert!(e.order(own).is_some());
     assert_eq!(held(&e, ALICE, usd()), dec!(0));
 }
@@ -192,7 +283,10 @@ fn cancel_maker_removes_the_own_resting_order_and_keeps_matching() {
     let mut e = funded();
     let own = rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     rest(&mut e, limit(BOB, Side::Sell, "100", "1"));
-    let o = NewOrder { stp: SelfTradePrevention::CancelMaker, ..limit(ALICE, Side::Buy, "100", "1") };
+    let o = NewOrder {
+        stp: SelfTradePrevention::CancelMaker,
+        ..limit(ALICE, Side::Buy, "100", "1")
+    };
     let ev = place(&mut e, o).unwrap();
     assert!(closes(&ev).contains(&(own, CloseReason::SelfTradePrevented)));
     assert_eq!(trades(&ev).len(), 1);
@@ -204,7 +298,10 @@ fn cancel_maker_removes_the_own_resting_order_and_keeps_matching() {
 fn cancel_both_removes_the_resting_and_the_incoming_order() {
     let mut e = funded();
     let own = rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
-    let o = NewOrder { stp: SelfTradePrevention::CancelBoth, ..limit(ALICE, Side::Buy, "100", "1") };
+    let o = NewOrder {
+        stp: SelfTradePrevention::CancelBoth,
+        ..limit(ALICE, Side::Buy, "100", "1")
+    };
     let ev = place(&mut e, o).unwrap();
     let c = closes(&ev);
     assert_eq!(c.len(), 2);

@@ -4,16 +4,40 @@ use pipeline::*;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
-use crate::invariants::{ACCOUNTS, Model, btc, check, config, usd};
+use super::invariants::{ACCOUNTS, Model, btc, check, config, usd};
 
 /// A command before ids are resolved against the engine's open orders.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Place { account: u64, buy: bool, market: bool, ticks: u32, lots: u32, tif: u8, post_only: bool, stp: u8 },
-    Cancel { pick: usize, wrong_owner: bool },
-    Replace { pick: usize, ticks: Option<u32>, lots: Option<u32> },
-    Deposit { account: u64, base: bool, cents: u32 },
-    Withdraw { account: u64, base: bool, cents: u32 },
+    Place {
+        account: u64,
+        buy: bool,
+        market: bool,
+        ticks: u32,
+        lots: u32,
+        tif: u8,
+        post_only: bool,
+        stp: u8,
+    },
+    Cancel {
+        pick: usize,
+        wrong_owner: bool,
+    },
+    Replace {
+        pick: usize,
+        ticks: Option<u32>,
+        lots: Option<u32>,
+    },
+    Deposit {
+        account: u64,
+        base: bool,
+        cents: u32,
+    },
+    Withdraw {
+        account: u64,
+        base: bool,
+        cents: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -35,35 +59,84 @@ pub fn resolve(e: &Engine, op: &Op) -> Command {
     let amount = |cents: u32, base: bool| Decimal::new(i64::from(cents), if base { 4 } else { 2 });
     let lots = |l: u32| Quantity::new(Decimal::new(i64::from(l), 2)).unwrap();
     let price = |t: u32| Price::new(Decimal::new(i64::from(t) * 5, 1)).unwrap();
-    let pick = |p: usize| e.open_orders().get(p % e.open_order_count().max(1)).map(|o| (o.id, o.account));
+    let pick = |p: usize| {
+        e.open_orders()
+            .get(p % e.open_order_count().max(1))
+            .map(|o| (o.id, o.account))
+    };
     match op.clone() {
-        Op::Place { account, buy, market, ticks, lots: l, tif, post_only, stp } => Command::Place(NewOrder {
+        Op::Place {
+            account,
+            buy,
+            market,
+            ticks,
+            lots: l,
+            tif,
+            post_only,
+            stp,
+        } => Command::Place(NewOrder {
             account: AccountId(account),
             client_order_id: None,
             market: MarketId::parse("BTC-USD").unwrap(),
             side: if buy { Side::Buy } else { Side::Sell },
-            order_type: if market { OrderType::Market } else { OrderType::Limit },
+            order_type: if market {
+                OrderType::Market
+            } else {
+                OrderType::Limit
+            },
             price: (!market).then(|| price(ticks)),
             quantity: lots(l),
             time_in_force: [TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok][usize::from(tif)],
             post_only,
-            stp: [SelfTradePrevention::CancelTaker, SelfTradePrevention::CancelMaker, SelfTradePrevention::CancelBoth][usize::from(stp)],
+            stp: [
+                SelfTradePrevention::CancelTaker,
+                SelfTradePrevention::CancelMaker,
+                SelfTradePrevention::CancelBoth,
+            ][usize::from(stp)],
         }),
-        Op::Cancel { pick: p, wrong_owner } => {
+        Op::Cancel {
+            pick: p,
+            wrong_owner,
+        } => {
             let (order_id, account) = pick(p).unwrap_or((OrderId(p as u64 % 50), AccountId(1)));
-            let account = if wrong_owner { AccountId(account.0 % ACCOUNTS + 1) } else { account };
+            let account = if wrong_owner {
+                AccountId(account.0 % ACCOUNTS + 1)
+            } else {
+                account
+            };
             Command::Cancel { account, order_id }
         }
-        Op::Replace { pick: p, ticks, lots: l } => {
+        Op::Replace {
+            pick: p,
+            ticks,
+            lots: l,
+        } => {
             let (order_id, account) = pick(p).unwrap_or((OrderId(p as u64 % 50), AccountId(1)));
-            Command::Replace { account, order_id, price: ticks.map(price), quantity: l.map(lots) }
+            Command::Replace {
+                account,
+                order_id,
+                price: ticks.map(price),
+                quantity: l.map(lots),
+            }
         }
-        Op::Deposit { account, base, cents } => {
-            Command::Deposit { account: AccountId(account), asset: asset(base), amount: amount(cents, base) }
-        }
-        Op::Withdraw { account, base, cents } => {
-            Command::Withdraw { account: AccountId(account), asset: asset(base), amount: amount(cents, base) }
-        }
+        Op::Deposit {
+            account,
+            base,
+            cents,
+        } => Command::Deposit {
+            account: AccountId(account),
+            asset: asset(base),
+            amount: amount(cents, base),
+        },
+        Op::Withdraw {
+            account,
+            base,
+            cents,
+        } => Command::Withdraw {
+            account: AccountId(account),
+            asset: asset(base),
+            amount: amount(cents, base),
+        },
     }
 }
 

@@ -3,8 +3,8 @@
 use pipeline::*;
 use proptest::prelude::*;
 
-use crate::invariants::config;
-use crate::props::{ops, resolve};
+use super::invariants::config;
+use super::props::{ops, resolve};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]

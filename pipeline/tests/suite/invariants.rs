@@ -30,7 +30,10 @@ pub fn config() -> EngineConfig {
         maker_fee_bps: 7,
         taker_fee_bps: 13,
     };
-    EngineConfig { markets: vec![market], fee_account: FEES }
+    EngineConfig {
+        markets: vec![market],
+        fee_account: FEES,
+    }
 }
 
 /// What the events say should be true.
@@ -62,7 +65,9 @@ impl Model {
                     *self.open.get_mut(&t.taker_order_id).unwrap() -= q;
                     self.filled += q + q;
                 }
-                EventKind::OrderReplaced { order_id, quantity, .. } => {
+                EventKind::OrderReplaced {
+                    order_id, quantity, ..
+                } => {
                     let old = self.open.insert(*order_id, quantity.value()).unwrap();
                     let delta = quantity.value() - old;
                     if delta > Decimal::ZERO {
@@ -71,15 +76,21 @@ impl Model {
                         self.cancelled -= delta;
                     }
                 }
-                EventKind::OrderClosed { order_id, reason, .. } => {
+                EventKind::OrderClosed {
+                    order_id, reason, ..
+                } => {
                     let left = self.open.remove(order_id).unwrap();
                     if *reason == CloseReason::Filled {
                         assert_eq!(left, Decimal::ZERO, "a filled order has nothing left");
                     }
                     self.cancelled += left;
                 }
-                EventKind::Deposited { asset, amount, .. } => *self.supply.entry(*asset).or_default() += amount,
-                EventKind::Withdrawn { asset, amount, .. } => *self.supply.entry(*asset).or_default() -= amount,
+                EventKind::Deposited { asset, amount, .. } => {
+                    *self.supply.entry(*asset).or_default() += amount
+                }
+                EventKind::Withdrawn { asset, amount, .. } => {
+                    *self.supply.entry(*asset).or_default() -= amount
+                }
             }
         }
     }
@@ -89,17 +100,24 @@ impl Model {
 pub fn check(e: &Engine, model: &Model) {
     assert_eq!(e.last_seq(), model.last_seq);
     // The book is never crossed.
-    let depth = e.depth(&MarketId::parse("BTC-USD").unwrap(), usize::MAX).unwrap();
+    let depth = e
+        .depth(&MarketId::parse("BTC-USD").unwrap(), usize::MAX)
+        .unwrap();
     if let (Some(b), Some(a)) = (depth.bids.first(), depth.asks.first()) {
         assert!(b.price < a.price, "crossed book: {b:?} >= {a:?}");
     }
-    // Quantity is conserved: placed = filled + open + cancelled (filled counts both sides).
+    // Quantity is conserved: placed = filled + open + cancelled (a trade fills two orders).
     let orders = e.open_orders();
     let open: Decimal = orders.iter().map(|o| o.remaining).sum();
-    assert_eq!(model.placed * dec!(2), model.filled + (open + model.cancelled) * dec!(2));
+    assert_eq!(model.placed, model.filled + open + model.cancelled);
     assert_eq!(orders.len(), model.open.len());
     for o in &orders {
-        assert_eq!(model.open.get(&o.id), Some(&o.remaining), "order {:?}", o.id);
+        assert_eq!(
+            model.open.get(&o.id),
+            Some(&o.remaining),
+            "order {:?}",
+            o.id
+        );
     }
     // Holds equal exactly what open orders need; no balance is negative; funds conserved.
     let mut need: BTreeMap<(AccountId, Asset), Decimal> = BTreeMap::new();
@@ -116,11 +134,23 @@ pub fn check(e: &Engine, model: &Model) {
         let mut total = Decimal::ZERO;
         for a in 0..=ACCOUNTS {
             let b = e.balance(AccountId(a), &asset);
-            assert!(b.available >= Decimal::ZERO && b.held >= Decimal::ZERO, "negative {b:?}");
-            assert_eq!(b.held, need.get(&(AccountId(a), asset)).copied().unwrap_or_default());
+            assert!(
+                b.available >= Decimal::ZERO && b.held >= Decimal::ZERO,
+                "negative {b:?}"
+            );
+            assert_eq!(
+                b.held,
+                need.get(&(AccountId(a), asset))
+                    .copied()
+                    .unwrap_or_default()
+            );
             total += b.available + b.held;
         }
-        assert_eq!(total, model.supply.get(&asset).copied().unwrap_or_default(), "{asset} supply");
+        assert_eq!(
+            total,
+            model.supply.get(&asset).copied().unwrap_or_default(),
+            "{asset} supply"
+        );
         assert_eq!(total, e.total_supply(&asset));
     }
 }

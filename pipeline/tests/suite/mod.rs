@@ -1,0 +1,5 @@
+//! The integration suite's modules.
+
+mod invariants;
+mod props;
+mod replay;

@@ -1,0 +1,223 @@
+//! The database transports: apalis-sqlite and apalis-postgres storages, one
+//! queue per step, in Clearway's own database.
+//!
+//! What Clearway does on top of apalis (each found by reading apalis 1.0):
+//! - jobs are inserted by us inside our transaction, so a step's effect and
+//!   the hand-off to the next step commit together;
+//! - the retry delay is written to the job's `run_at` before the handler
+//!   returns an error (apalis alone re-runs a failed job at once); the
+//!   attempt limit is Clearway's, kept in `workflow_attempts`;
+//! - a permanent failure returns `AbortError` (status `Killed`): that row is
+//!   the dead letter, and the workflow is `dead` with its reason;
+//! - SQLite's `setup()` is never called: it sets `synchronous=OFF` on a
+//!   pooled connection. We run its migrations on our own durable pool;
+//! - the payload type is `serde_json::Value`, so a malformed job cannot
+//!   kill a worker while decoding: the handler rejects it and it is killed.
+
+use crate::db::{Arg, Db, Tx};
+use crate::runtime::{Outcome, Runtime, StepJob};
+use crate::transport::Transport;
+use crate::workflow::Step;
+use anyhow::{Context, Result};
+use apalis::prelude::*;
+use std::time::Duration;
+
+/// Queue name of a step (apalis' `job_type`).
+pub fn queue_name(step: Step) -> String {
+    format!("clearway.{step}")
+}
+
+/// apalis' own attempt limit is set out of reach: Clearway's retry policy
+/// decides, and the job is killed explicitly when it is exhausted.
+const APALIS_MAX_ATTEMPTS: i64 = 1_000;
+
+/// The job tables of apalis in Clearway's database.
+#[derive(Clone, Debug)]
+pub struct DbQueue {
+    db: Db,
+    /// How often an idle worker polls.
+    pub poll: Duration,
+}
+
+impl DbQueue {
+    /// Sets up apalis' tables (its migrations only, see the module docs).
+    pub async fn setup(db: &Db) -> Result<DbQueue> {
+        match db {
+            Db::Lite(pool) => {
+                let mut m = apalis_sqlite::SqliteStorage::<()>::migrations();
+                m.dangerous_set_table_name("_apalis_migrations");
+                m.run(pool)
+                    .await
+                    .context("Failed to run apalis-sqlite's migrations")?;
+            }
+            Db::Pg(pool) => {
+                apalis_postgres::PostgresStorage::<()>::setup(pool)
+                    .await
+                    .context("Failed to run apalis-postgres' migrations")?;
+            }
+        }
+        Ok(DbQueue {
+            db: db.clone(),
+            poll: Duration::from_millis(50),
+        })
+    }
+
+    /// Inserts a job row inside `tx`; the idempotency key makes a second
+    /// hand-off of the same batch a no-op.
+    pub async fn push(&self, tx: &mut Tx, job: &StepJob, delay_ms: u64) -> Result<()> {
+        let body = serde_json::to_vec(job).context("Failed to encode a job")?;
+        let id = ulid::Ulid::generate().to_string();
+        let key = job.idempotency_key();
+        let queue = queue_name(job.step);
+        match tx {
+            Tx::Lite(_) => {
+                let run_at = chrono::Utc::now().timestamp() + (delay_ms / 1000) as i64;
+                tx.exec(
+                    "insert into Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
+                     values ($1, $2, $3, 'Pending', 0, $4, $5, 0, null, $6) on conflict (job_type, idempotency_key) do nothing",
+                    &[Arg::Bytes(body), Arg::Text(id), Arg::Text(queue), Arg::I64(APALIS_MAX_ATTEMPTS), Arg::I64(run_at), Arg::Text(key)],
+                )
+                .await?;
+            }
+            Tx::Pg(_) => {
+                tx.exec(
+                    "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key) \
+                     values ($1, $2, $3, 'Pending', 0, $4::int4, now() + make_interval(secs => $5::float8 / 1000), 0, $6) \
+                     on conflict (job_type, idempotency_key) do nothing",
+                    &[Arg::Text(id), Arg::Text(queue), Arg::Bytes(body), Arg::I64(APALIS_MAX_ATTEMPTS), Arg::I64(delay_ms as i64), Arg::Text(key)],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a failed job's next run to `after_ms` from now.
+    async fn defer(&self, task_id: &str, after_ms: u64) -> Result<()> {
+        match &self.db {
+            Db::Lite(_) => {
+                let run_at = chrono::Utc::now().timestamp() + after_ms.div_ceil(1000) as i64;
+                self.db
+                    .exec(
+                        "update Jobs set run_at = $1 where id = $2",
+                        &[Arg::I64(run_at), Arg::Text(task_id.into())],
+                    )
+                    .await?;
+            }
+            Db::Pg(_) => {
+                self.db
+                    .exec(
+                        "update apalis.jobs set run_at = now() + make_interval(secs => $1::float8 / 1000) where id = $2",
+                        &[Arg::I64(after_ms as i64), Arg::Text(task_id.into())],
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What each handler gets.
+#[derive(Clone, Debug)]
+struct Ctx {
+    runtime: Runtime,
+    transport: Transport,
+    queue: DbQueue,
+}
+
+async fn handle(job: serde_json::Value, id: TaskId, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+    let job: StepJob = match serde_json::from_value(job) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(task = %id, error = %e, "malformed job: dead-lettered");
+            return Err(AbortError::new(anyhow::anyhow!("malformed job: {e}")).into());
+        }
+    };
+    match ctx.runtime.execute(&job, &ctx.transport).await {
+        Outcome::Done(later) => {
+            for j in later {
+                ctx.transport
+                    .enqueue(&ctx.runtime.env.db, &j, 0)
+                    .await
+                    .map_err(into_box)?;
+            }
+            Ok(())
+        }
+        Outcome::Retry { after_ms, error } => {
+            ctx.queue
+                .defer(&id.to_string(), after_ms)
+                .await
+                .map_err(into_box)?;
+            Err(anyhow::anyhow!(error).into_boxed_dyn_error())
+        }
+        Outcome::Dead { error } => {
+            Err(AbortError::new(anyhow::anyhow!(error).into_boxed_dyn_error()).into())
+        }
+    }
+}
+
+fn into_box(e: anyhow::Error) -> BoxDynError {
+    e.into_boxed_dyn_error()
+}
+
+/// Runs one apalis worker per step until `shutdown` resolves; in-flight
+/// steps get `grace` to finish, the rest are released for redelivery.
+pub async fn run_workers(
+    runtime: Runtime,
+    transport: Transport,
+    queue: DbQueue,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<()> {
+    let boot = ulid::Ulid::generate().to_string();
+    let ctx = Ctx {
+        runtime,
+        transport,
+        queue: queue.clone(),
+    };
+    let mut monitor = Monitor::new();
+    for step in Step::ALL {
+        let (ctx, boot, db) = (ctx.clone(), boot.clone(), queue.db.clone());
+        let poll = queue.poll;
+        monitor = match db {
+            Db::Lite(pool) => monitor.register(move |restarts| {
+                let cfg = apalis_sqlite::Config::default()
+                    .queue(queue_name(step))
+                    .batch_size(1);
+                let backend = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(&pool)
+                    .with_config(cfg)
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .concurrency(1)
+                    .build(handle)
+            }),
+            Db::Pg(pool) => monitor.register(move |restarts| {
+                let cfg = apalis_postgres::Config::default()
+                    .queue(queue_name(step))
+                    .batch_size(1);
+                let backend = apalis_postgres::PostgresStorage::<serde_json::Value>::new(&pool)
+                    .with_config(cfg)
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .concurrency(1)
+                    .build(handle)
+            }),
+        };
+    }
+    monitor
+        .should_restart(|w, e| {
+            tracing::error!(worker = %w.name(), error = %e, "worker stopped; restarting");
+            true
+        })
+        .shutdown_timeout(grace)
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .context("the worker monitor failed")
+}

@@ -11,11 +11,15 @@
 //! - [`sinks`]: where publish and archive write (local log and directory, Kinesis, S3);
 //! - [`runtime`]: runs one step for a batch of workflows and decides done / retry / dead;
 //! - [`transport`]: how step jobs travel — apalis-sqlite, apalis-postgres, SQS FIFO;
+//! - [`recovery`]: rebuilds the engine from the journal on start;
+//! - [`ops`]: the operator views behind `clearway ops`;
 //! - [`config`]: building all of the above from the environment.
 
 pub mod config;
 pub mod db;
+pub mod ops;
 pub mod records;
+pub mod recovery;
 pub mod runtime;
 pub mod sinks;
 pub mod steps;

@@ -74,3 +74,18 @@ impl Handoff for Transport {
         }
     }
 }
+
+/// Runs the step workers of `services` until `shutdown` is cancelled; steps
+/// in flight then get `grace` to finish, and the rest stay queued for
+/// redelivery.
+pub async fn run_workers(
+    services: &crate::config::Services,
+    shutdown: tokio_util::sync::CancellationToken,
+    grace: std::time::Duration,
+) -> Result<()> {
+    let (rt, tr) = (services.runtime.clone(), services.transport.clone());
+    match &services.transport {
+        Transport::Db(q) => dbqueue::run_workers(rt, tr, q.clone(), async move { shutdown.cancelled().await }, grace).await,
+        Transport::Sqs(q) => sqs::run_workers(rt, tr, q.clone(), shutdown, grace).await,
+    }
+}

@@ -1,0 +1,61 @@
+//! Operator views, as text: `clearway ops workflows` and `clearway ops trace`.
+
+use crate::db::Db;
+use crate::records;
+use crate::runtime::now_us;
+use anyhow::Result;
+use std::fmt::Write;
+
+fn ts(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).map_or_else(|| us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+/// Counts per state, then the workflows in `state` (or stuck ones), newest first.
+pub async fn workflows(db: &Db, state: Option<&str>, stuck_after_s: Option<i64>, limit: i64) -> Result<String> {
+    let mut out = String::new();
+    let counts = records::counts(db).await?;
+    writeln!(out, "{}", counts.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>().join(" "))?;
+    let rows = records::list(db, state, stuck_after_s.map(|s| s * 1_000_000), now_us(), limit).await?;
+    writeln!(out, "{:>12} {:<10} {:>10} {:<10} {:<8} {:>3} {:<27} last_error", "workflow", "kind", "order", "state", "step", "att", "updated")?;
+    for w in rows {
+        writeln!(
+            out,
+            "{:>12} {:<10} {:>10} {:<10} {:<8} {:>3} {:<27} {}",
+            w.id,
+            w.kind,
+            w.order_id.map_or("-".into(), |o| o.to_string()),
+            w.state,
+            w.step,
+            w.attempts,
+            ts(w.updated_at),
+            w.last_error.unwrap_or_default()
+        )?;
+    }
+    Ok(out)
+}
+
+/// One order's workflows and every step attempt, in time order.
+pub async fn trace(db: &Db, order_id: u64) -> Result<String> {
+    let mut out = String::new();
+    let traced = records::trace(db, order_id).await?;
+    if traced.is_empty() {
+        writeln!(out, "no workflow for order {order_id}")?;
+    }
+    for (w, attempts) in traced {
+        writeln!(out, "workflow {} ({}, order {order_id}): {} at {}", w.id, w.kind, w.state, w.step)?;
+        for a in attempts {
+            writeln!(
+                out,
+                "  {} {:<8} attempt {} {:<9} by {} ({} µs){}",
+                ts(a.started_at),
+                a.step,
+                a.attempt,
+                a.outcome,
+                a.worker,
+                a.finished_at - a.started_at,
+                a.error.map(|e| format!(": {e}")).unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(out)
+}

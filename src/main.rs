@@ -1,1 +1,176 @@
-fn main() {}
+//! `clearway`: the intake, the workers, dev tokens and operator views.
+
+use anyhow::{Context, Result};
+use api::app::{IntakeConfig, run};
+use api::auth::{AuthConfig, dev_claims, mint_hs256};
+use api::ratelimit::RateConfig;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+use workers::config::{Settings, connect};
+
+/// Clearway: an exchange order pipeline with a durable settlement workflow.
+#[derive(Debug, Parser)]
+#[command(name = "clearway", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Intake and workers in one process on the embedded default (SQLite);
+    /// dev HS256 tokens enabled; demo funds for accounts 1001 and 1002.
+    Up {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// The HTTP intake only.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// The step workers only.
+    Work,
+    /// Mints a development token (HS256, the data dir's dev secret); the
+    /// token is the last line of stdout.
+    Token {
+        /// The account (`sub`).
+        #[arg(long, default_value_t = 1001)]
+        account: u64,
+        /// Comma-separated scopes: trade, operate, audit.
+        #[arg(long, default_value = "trade", value_delimiter = ',')]
+        scope: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+    },
+    /// Operator views.
+    #[command(subcommand)]
+    Ops(Ops),
+}
+
+#[derive(Debug, Subcommand)]
+enum Ops {
+    /// Workflow counts per state, then the workflows in a state (or stuck ones).
+    Workflows {
+        /// pending, running, retrying, completed or dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only workflows unchanged for this long (or past their lease).
+        #[arg(long)]
+        stuck_after_secs: Option<i64>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One order's workflows and every step attempt.
+    Trace {
+        /// The order id.
+        order_id: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    match cli.command {
+        Cmd::Up { listen } => up(settings, listen).await,
+        Cmd::Serve { listen } => serve(settings, listen).await,
+        Cmd::Work => work(settings).await,
+        Cmd::Token { account, scope, ttl_secs } => token(&settings, account, &scope, ttl_secs).await,
+        Cmd::Ops(ops) => self::ops(&settings, ops).await,
+    }
+}
+
+async fn up(settings: Settings, listen: SocketAddr) -> Result<()> {
+    let secret = api::dev::load_or_create_secret(&settings.data_dir)?;
+    let services = connect(&settings, "clearway-up").await?;
+    let mut auth = AuthConfig::from_env().await?;
+    auth.hs256_secret.get_or_insert(secret);
+    let listener = bind(listen).await?;
+    println!("clearway listening on http://{}", listener.local_addr()?);
+    println!("data dir: {}", settings.data_dir.display());
+    println!("get a dev token: clearway token --account 1001");
+    if std::env::var_os("CLEARWAY_DATA_DIR").is_some() {
+        println!("  (with the same CLEARWAY_DATA_DIR={})", settings.data_dir.display());
+    }
+    let config = IntakeConfig { auth, rate: RateConfig::from_env()? };
+    run(listener, services, config, true, true, shutdown_signal()).await
+}
+
+async fn serve(settings: Settings, listen: SocketAddr) -> Result<()> {
+    let services = connect(&settings, "clearway-serve").await?;
+    let config = IntakeConfig { auth: AuthConfig::from_env().await?, rate: RateConfig::from_env()? };
+    let listener = bind(listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "intake listening");
+    run(listener, services, config, false, false, shutdown_signal()).await
+}
+
+async fn work(settings: Settings) -> Result<()> {
+    let worker = format!("clearway-work-{}", std::process::id());
+    let services = connect(&settings, &worker).await?;
+    workers::transport::run_workers(&services, shutdown_signal(), api::app::GRACE).await
+}
+
+async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64) -> Result<()> {
+    let secret = match std::env::var("CLEARWAY_DEV_HS256_SECRET").ok().filter(|s| !s.is_empty()) {
+        Some(s) => s.into_bytes(),
+        None => api::dev::load_or_create_secret(&settings.data_dir)?,
+    };
+    let auth = AuthConfig::from_env().await?;
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    let claims = dev_claims(account, &scopes, ttl_s, &auth.issuer, &auth.audience);
+    eprintln!("account {account}, scopes {scopes:?}, valid {ttl_s} s");
+    println!("{}", mint_hs256(&secret, &claims)?);
+    Ok(())
+}
+
+async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
+    let db = workers::db::Db::connect(&settings.database_url, 2).await?;
+    let text = match ops {
+        Ops::Workflows { state, stuck_after_secs, limit } => {
+            workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?
+        }
+        Ops::Trace { order_id } => workers::ops::trace(&db, order_id).await?,
+    };
+    print!("{text}");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("Failed to listen on {addr}"))
+}
+
+/// A token cancelled on ctrl-c or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let sigterm = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm => {}
+        }
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}

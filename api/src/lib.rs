@@ -1,2 +1,29 @@
+//! Clearway's HTTP intake.
+//!
 //! # Layout
-//! (being written)
+//!
+//! - [`app`]: building the intake and running it (`clearway up` / `serve`);
+//! - [`host`]: the engine host — one task owns the engine, batches commands,
+//!   group-commits them to the transport, and only then replies;
+//! - [`http`]: the routers (`orders`, `markets`, `funds`, `health`) merged in one place;
+//! - [`wire`]: request and response bodies, `TryFrom<…> for NewOrder`;
+//! - [`read`]: SQL reads of persisted orders and trades;
+//! - [`auth`]: JWT bearer authentication and scopes; [`dev`]: the dev HS256 secret;
+//! - [`ratelimit`]: per-account and global token buckets;
+//! - [`metrics`]: Prometheus counters;
+//! - [`error`]: [`ApiError`] → RFC 9457 problem+json; [`extract`]: extractors
+//!   whose rejections are [`ApiError`]s.
+
+pub mod app;
+pub mod auth;
+pub mod dev;
+pub mod error;
+pub mod extract;
+pub mod host;
+pub mod http;
+pub mod metrics;
+pub mod ratelimit;
+pub mod read;
+pub mod wire;
+
+pub use error::ApiError;

@@ -57,6 +57,8 @@ pub struct Settings {
     pub stream: String,
     /// `CLEARWAY_BUCKET` (default `clearway-archive`).
     pub bucket: String,
+    /// `AWS_ENDPOINT_URL`: an emulator on loopback in dev and CI; unset in production.
+    pub aws_endpoint: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -83,6 +85,7 @@ impl Settings {
             queue_prefix: var("CLEARWAY_QUEUE_PREFIX").unwrap_or_else(|| "clearway".into()),
             stream: var("CLEARWAY_STREAM").unwrap_or_else(|| "clearway-events".into()),
             bucket: var("CLEARWAY_BUCKET").unwrap_or_else(|| "clearway-archive".into()),
+            aws_endpoint: var("AWS_ENDPOINT_URL"),
         })
     }
 
@@ -120,10 +123,22 @@ pub fn engine_config() -> EngineConfig {
     EngineConfig { markets: default_markets(), fee_account: AccountId(FEE_ACCOUNT) }
 }
 
-/// The AWS SDK configuration: region, credentials and `AWS_ENDPOINT_URL`
-/// from the environment (moto on loopback in tests).
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+/// The AWS SDK configuration: region and credentials from the environment
+/// as usual. With an emulator `endpoint` on loopback, the region defaults to
+/// us-east-1 and the credentials to dummy ones when none are set.
+pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(e) = endpoint {
+        loader = loader.endpoint_url(e);
+        if var("AWS_REGION").is_none() && var("AWS_DEFAULT_REGION").is_none() {
+            loader = loader.region(aws_config::Region::new("us-east-1"));
+        }
+        let loopback = e.contains("://127.") || e.contains("://localhost") || e.contains("://[::1]");
+        if loopback && var("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "clearway-dev"));
+        }
+    }
+    loader.load().await
 }
 
 /// Everything a process needs to accept commands and run steps.
@@ -143,7 +158,7 @@ pub async fn connect(settings: &Settings, worker: &str) -> Result<Services> {
     let db = Db::connect(&settings.database_url, 16).await?;
     db.migrate().await?;
     let needs_aws = settings.transport == TransportKind::Sqs || settings.kinesis || settings.s3;
-    let aws = if needs_aws { Some(aws_config().await) } else { None };
+    let aws = if needs_aws { Some(aws_config(settings.aws_endpoint.as_deref()).await) } else { None };
     let transport = match settings.transport {
         TransportKind::Sqlite | TransportKind::Postgres => {
             let want_sqlite = settings.transport == TransportKind::Sqlite;

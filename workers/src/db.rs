@@ -44,8 +44,13 @@ pub enum Arg {
     Bool(bool),
     /// Raw bytes (BLOB, bytea).
     Bytes(Vec<u8>),
-    /// SQL NULL.
-    Null,
+    /// A NULL integer. NULLs are typed: PostgreSQL checks a parameter's
+    /// declared type against the column.
+    NullI64,
+    /// A NULL text.
+    NullText,
+    /// A NULL decimal.
+    NullDec,
 }
 
 /// A value read back from a row.
@@ -116,11 +121,19 @@ macro_rules! bind_all {
                 Arg::Dec(v) => bind_all!(@dec $dec, q, *v),
                 Arg::Bool(v) => q.bind(*v),
                 Arg::Bytes(v) => q.bind(v.clone()),
-                Arg::Null => q.bind(None::<i64>),
+                Arg::NullI64 => q.bind(None::<i64>),
+                Arg::NullText => q.bind(None::<String>),
+                Arg::NullDec => bind_all!(@nulldec $dec, q),
             };
         }
         q
     }};
+    (@nulldec pg, $q:expr) => {
+        $q.bind(None::<Decimal>)
+    };
+    (@nulldec lite, $q:expr) => {
+        $q.bind(None::<String>)
+    };
     (@dec pg, $q:expr, $v:expr) => {
         $q.bind($v)
     };

@@ -68,9 +68,9 @@ pub async fn insert_workflow(tx: &mut Tx, wf: &WorkflowInput, now: i64) -> Resul
         &[
             Arg::I64(wf.id as i64),
             Arg::Text(wf.kind.as_str().into()),
-            wf.order_id().map_or(Arg::Null, |o| Arg::I64(o as i64)),
+            wf.order_id().map_or(Arg::NullI64, |o| Arg::I64(o as i64)),
             Arg::I64(wf.account() as i64),
-            wf.market().map_or(Arg::Null, Arg::Text),
+            wf.market().map_or(Arg::NullText, Arg::Text),
             Arg::Text(input),
             Arg::Text(wf.kind.steps()[0].as_str().into()),
             Arg::I64(now),
@@ -180,7 +180,7 @@ pub async fn append_attempt(tx: &mut Tx, a: &Attempt) -> Result<()> {
             Arg::I64(a.started_at),
             Arg::I64(a.finished_at),
             Arg::Text(a.outcome.clone()),
-            a.error.clone().map_or(Arg::Null, Arg::Text),
+            a.error.clone().map_or(Arg::NullText, Arg::Text),
         ],
     )
     .await?;
@@ -205,9 +205,9 @@ pub async fn set_state(
             Arg::Text(state.as_str().into()),
             Arg::Text(step.as_str().into()),
             Arg::I64(i64::from(attempts)),
-            error.map_or(Arg::Null, |e| Arg::Text(e.into())),
+            error.map_or(Arg::NullText, |e| Arg::Text(e.into())),
             Arg::I64(now),
-            lease_until.map_or(Arg::Null, Arg::I64),
+            lease_until.map_or(Arg::NullI64, Arg::I64),
         ],
     )
     .await?;

@@ -28,17 +28,31 @@ pub struct StepJob {
     /// durable home: on SQS the persist message carries them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<WorkflowInput>,
+    /// Set on an operator's replay (and in tests that redeliver on purpose):
+    /// it makes the idempotency key new, so the transport does not drop the
+    /// message as a duplicate and the step's own idempotency is what holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 impl StepJob {
     /// The idempotency key of this job: `<first workflow>-<last workflow>:<step>`
     /// (a batch of one is `order:step`-like: `<id>:<step>`).
     pub fn idempotency_key(&self) -> String {
-        match (self.workflow_ids.first(), self.workflow_ids.last()) {
+        let key = match (self.workflow_ids.first(), self.workflow_ids.last()) {
             (Some(a), Some(b)) if a == b => format!("{a}:{}", self.step),
             (Some(a), Some(b)) => format!("{a}-{b}-{}:{}", self.workflow_ids.len(), self.step),
             _ => format!("empty:{}", self.step),
+        };
+        match &self.replay {
+            Some(r) => format!("{key}:replay-{r}"),
+            None => key,
         }
+    }
+
+    /// A job for `step` of `workflow_ids`.
+    pub fn new(step: Step, workflow_ids: Vec<u64>) -> StepJob {
+        StepJob { step, workflow_ids, inputs: vec![], replay: None }
     }
 }
 
@@ -267,6 +281,7 @@ impl Runtime {
                 step,
                 workflow_ids,
                 inputs: vec![],
+                replay: None,
             };
             if !handoff.enqueue_in_tx(&mut tx, &job).await? {
                 later.push(job);
@@ -289,6 +304,7 @@ impl Runtime {
                     step: job.step,
                     workflow_ids: vec![*id],
                     inputs: vec![],
+                    replay: None,
                 })
                 .collect();
             return Outcome::Done(singles);

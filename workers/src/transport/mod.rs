@@ -42,6 +42,7 @@ impl Transport {
                     step: Step::Persist,
                     workflow_ids: wfs.iter().map(|w| w.id).collect(),
                     inputs: vec![],
+                    replay: None,
                 };
                 q.push(&mut tx, &job, 0).await?;
                 tx.commit().await

@@ -86,6 +86,7 @@ impl SqsQueue {
                 step: Step::Persist,
                 workflow_ids: vec![],
                 inputs: vec![],
+                replay: None,
             };
             let mut size = 0;
             for wf in wfs {
@@ -99,6 +100,7 @@ impl SqsQueue {
                                 step: Step::Persist,
                                 workflow_ids: vec![],
                                 inputs: vec![],
+                                replay: None,
                             },
                         ),
                     ));

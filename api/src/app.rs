@@ -1,0 +1,126 @@
+//! Assembling and running the intake: the engine host, the router, the
+//! listener with graceful shutdown, and (for `clearway up`) the workers.
+
+use anyhow::{Context, Result};
+use axum::Router;
+use pipeline::{AccountId, Asset, Command};
+use rust_decimal::Decimal;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use workers::config::{Services, default_markets};
+
+use crate::auth::AuthConfig;
+use crate::host::EngineHandle;
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::ratelimit::{RateConfig, RateLimiter};
+
+/// How long workers get to finish steps in flight on shutdown.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// What the intake needs besides the services.
+#[derive(Clone, Debug, Default)]
+pub struct IntakeConfig {
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Throttling.
+    pub rate: RateConfig,
+}
+
+/// A built intake: the router and the engine task behind it.
+#[derive(Debug)]
+pub struct Intake {
+    /// Serve this.
+    pub router: Router,
+    /// The engine task's handle.
+    pub host: EngineHandle,
+}
+
+/// Starts the engine host (it recovers in the background) and builds the router.
+pub fn intake(services: &Services, config: IntakeConfig) -> Intake {
+    let metrics = Arc::new(Metrics::default());
+    let (host, _task) = EngineHandle::spawn(services, metrics.clone());
+    let state = AppState {
+        host: host.clone(),
+        db: services.db.clone(),
+        metrics,
+        markets: Arc::new(default_markets()),
+    };
+    let router = router(state, Arc::new(config.auth), Arc::new(RateLimiter::new(config.rate)));
+    Intake { router, host }
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
+/// accepting and lets requests in flight finish.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("Failed to serve HTTP")
+}
+
+/// Waits until the engine has recovered, or `timeout` passes.
+pub async fn wait_ready(host: &EngineHandle, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !host.is_ready() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the engine did not recover within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The demo accounts `clearway up` funds on an empty journal.
+pub const DEMO_ACCOUNTS: [u64; 2] = [1001, 1002];
+
+/// Deposits demo funds (1,000,000 USD, 100 BTC, 1,000 ETH) into
+/// [`DEMO_ACCOUNTS`] when the journal is empty, as ordinary journaled
+/// commands. Returns whether it did.
+pub async fn seed_demo_funds(host: &EngineHandle, db: &workers::db::Db) -> Result<bool> {
+    if crate::read::workflow_count(db).await? > 0 {
+        return Ok(false);
+    }
+    for account in DEMO_ACCOUNTS {
+        for (asset, amount) in [("USD", 1_000_000), ("BTC", 100), ("ETH", 1_000)] {
+            let cmd = Command::Deposit {
+                account: AccountId(account),
+                asset: Asset::parse(asset)?,
+                amount: Decimal::from(amount),
+            };
+            host.submit(cmd)
+                .await
+                .map_err(|e| anyhow::anyhow!("Failed to seed demo funds: {e}"))?;
+        }
+    }
+    Ok(true)
+}
+
+/// Runs the intake (and the workers when `with_workers`) until `shutdown`.
+pub async fn run(
+    listener: TcpListener,
+    services: Services,
+    config: IntakeConfig,
+    with_workers: bool,
+    seed: bool,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let Intake { router, host } = intake(&services, config);
+    let workers = with_workers.then(|| {
+        let (services, token) = (services.clone(), shutdown.clone());
+        tokio::spawn(async move { workers::transport::run_workers(&services, token, GRACE).await })
+    });
+    let server = tokio::spawn(serve(listener, router, shutdown.clone()));
+    if seed {
+        wait_ready(&host, Duration::from_secs(300)).await?;
+        if seed_demo_funds(&host, &services.db).await? {
+            tracing::info!(accounts = ?DEMO_ACCOUNTS, "seeded demo funds");
+        }
+    }
+    let served = server.await.context("the HTTP server panicked")?;
+    shutdown.cancel();
+    if let Some(w) = workers {
+        w.await.context("the workers panicked")??;
+    }
+    served
+}

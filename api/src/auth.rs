@@ -1,0 +1,241 @@
+//! Bearer-token authentication: JWTs verified against a JWKS (RS256/ES256,
+//! `kid` lookup, Cognito-compatible) or, when explicitly enabled, a shared
+//! HS256 secret for development. `exp`, `nbf`, `iss` and `aud` are checked.
+
+use anyhow::{Context, Result, bail};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use pipeline::AccountId;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::error::ApiError;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Place and cancel own orders, read own balances.
+    Trade,
+    /// Deposits and withdrawals for any account.
+    Operate,
+    /// Read any order's trace.
+    Audit,
+}
+
+impl Scope {
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Trade => "trade",
+            Scope::Operate => "operate",
+            Scope::Audit => "audit",
+        }
+    }
+}
+
+/// The authenticated caller, put in the request's extensions by [`authenticate`].
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The account (`sub`).
+    pub account: AccountId,
+    /// Space-separated scopes from the `scope` claim.
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// Whether the token carries `scope`.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| s == scope.as_str())
+    }
+
+    /// `Ok` when the token carries `scope`, else 403.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope.as_str()))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Principal, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))
+    }
+}
+
+/// The claims Clearway reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account id, as a decimal string.
+    pub sub: String,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+    /// Not before (seconds since the epoch).
+    pub nbf: u64,
+    /// Issued at (seconds since the epoch).
+    pub iat: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadClaims {
+    sub: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// How tokens are verified.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    /// Accepted `iss`.
+    pub issuer: String,
+    /// Accepted `aud`.
+    pub audience: String,
+    /// The HS256 secret, only when explicitly enabled (development).
+    pub hs256_secret: Option<Vec<u8>>,
+    /// Public keys for RS256/ES256, looked up by `kid`.
+    pub jwks: Option<JwkSet>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("hs256", &self.hs256_secret.is_some())
+            .field("jwks_keys", &self.jwks.as_ref().map(|j| j.keys.len()))
+            .finish()
+    }
+}
+
+/// The default issuer (`CLEARWAY_JWT_ISSUER`).
+pub const DEFAULT_ISSUER: &str = "clearway-dev";
+/// The default audience (`CLEARWAY_JWT_AUDIENCE`).
+pub const DEFAULT_AUDIENCE: &str = "clearway";
+
+impl AuthConfig {
+    /// Reads `CLEARWAY_JWT_ISSUER`, `CLEARWAY_JWT_AUDIENCE`, `CLEARWAY_JWKS`
+    /// (a file path or an http(s) URL) and `CLEARWAY_DEV_HS256_SECRET`.
+    pub async fn from_env() -> Result<AuthConfig> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        let jwks = match var("CLEARWAY_JWKS") {
+            Some(src) => Some(load_jwks(&src).await?),
+            None => None,
+        };
+        Ok(AuthConfig {
+            issuer: var("CLEARWAY_JWT_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.into()),
+            audience: var("CLEARWAY_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.into()),
+            hs256_secret: var("CLEARWAY_DEV_HS256_SECRET").map(String::into_bytes),
+            jwks,
+        })
+    }
+
+    /// Verifies a token and returns its principal.
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
+        let key = match header.alg {
+            Algorithm::HS256 => match &self.hs256_secret {
+                Some(s) => DecodingKey::from_secret(s),
+                None => return Err(unauthorized("HS256 tokens are not accepted")),
+            },
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let jwk = header
+                    .kid
+                    .as_deref()
+                    .and_then(|kid| self.jwks.as_ref()?.find(kid))
+                    .ok_or_else(|| unauthorized("unknown signing key"))?;
+                DecodingKey::from_jwk(jwk).map_err(|_| unauthorized("unusable signing key"))?
+            }
+            _ => return Err(unauthorized("signing algorithm not allowed")),
+        };
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.validate_nbf = true;
+        let data = jsonwebtoken::decode::<ReadClaims>(token, &key, &v)
+            .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
+        let account = data
+            .claims
+            .sub
+            .parse::<u64>()
+            .map_err(|_| unauthorized("sub is not an account id"))?;
+        Ok(Principal {
+            account: AccountId(account),
+            scopes: data.claims.scope.split_whitespace().map(str::to_string).collect(),
+        })
+    }
+}
+
+async fn load_jwks(src: &str) -> Result<JwkSet> {
+    let text = if src.starts_with("http://") || src.starts_with("https://") {
+        reqwest::get(src)
+            .await
+            .and_then(|r| r.error_for_status())
+            .with_context(|| format!("Failed to fetch the JWKS at {src}"))?
+            .text()
+            .await
+            .context("Failed to read the JWKS")?
+    } else {
+        std::fs::read_to_string(src).with_context(|| format!("Failed to read the JWKS file {src}"))?
+    };
+    let set: JwkSet = serde_json::from_str(&text).context("Malformed JWKS")?;
+    if set.keys.is_empty() {
+        bail!("the JWKS at {src} has no keys");
+    }
+    Ok(set)
+}
+
+/// Middleware for `/v1`: verifies the bearer token and stores the [`Principal`].
+pub async fn authenticate(
+    State(auth): State<Arc<AuthConfig>>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let principal = auth.verify(token.trim())?;
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+/// Mints an HS256 token (development: `clearway token`, tests).
+pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String> {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
+        .context("Failed to sign a token")
+}
+
+/// Claims for `account` with `scopes`, valid from now for `ttl_s` seconds.
+pub fn dev_claims(account: u64, scopes: &[&str], ttl_s: u64, issuer: &str, audience: &str) -> Claims {
+    let now = jsonwebtoken::get_current_timestamp();
+    Claims {
+        sub: account.to_string(),
+        scope: scopes.join(" "),
+        iss: issuer.into(),
+        aud: audience.into(),
+        exp: now + ttl_s,
+        nbf: now,
+        iat: now,
+    }
+}

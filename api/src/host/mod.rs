@@ -1,0 +1,117 @@
+//! The engine host: ONE task owns the [`pipeline::Engine`] (single writer).
+//! Handlers talk to it through an mpsc of requests; it applies commands in
+//! batches, group-commits the accepted ones to the transport and only then
+//! replies (no 202 without a durable enqueue). Reads go through the same
+//! queue, so they never see a command that is not durable yet.
+
+mod idem;
+mod run;
+
+use pipeline::{Command, Engine, Event};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot};
+use workers::config::Services;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+pub use idem::ClientIds;
+
+/// The most commands group-committed at once.
+pub const MAX_BATCH: usize = 512;
+
+/// What the engine answered to an accepted command.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// The events the command produced (for a retried `client_order_id`,
+    /// the events of the original command).
+    pub events: Vec<Event>,
+    /// True when this is a retry answered from the idempotency map.
+    pub replayed: bool,
+}
+
+/// What reads see: the engine and the `client_order_id` map.
+#[derive(Debug)]
+pub struct Core {
+    /// The matching engine.
+    pub engine: Engine,
+    /// `(account, client_order_id)` → the original place.
+    pub client_ids: ClientIds,
+}
+
+type Reply = oneshot::Sender<Result<Accepted, ApiError>>;
+
+enum Request {
+    /// Apply a command; reply once it is durable.
+    Command { cmd: Command, reply: Reply },
+    /// Run a read against the committed state.
+    Read(Box<dyn FnOnce(&Core) + Send>),
+}
+
+/// A cheap, cloneable handle to the engine task.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    /// The queue into the engine task.
+    tx: mpsc::Sender<Request>,
+    /// Whether the engine has recovered and accepts commands.
+    ready: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Command { cmd, .. } => write!(f, "Command({cmd:?})"),
+            Request::Read(_) => f.write_str("Read"),
+        }
+    }
+}
+
+impl EngineHandle {
+    /// Starts the engine task: it rebuilds from the journal, then serves.
+    pub fn spawn(services: &Services, metrics: Arc<Metrics>) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let ready = Arc::new(AtomicBool::new(false));
+        let host = run::Host::new(services.clone(), rx, ready.clone(), metrics);
+        let task = tokio::spawn(host.run());
+        (EngineHandle { tx, ready }, task)
+    }
+
+    /// Whether recovery is done and the engine accepts commands.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Applies `cmd`; returns once its events are durable.
+    pub async fn submit(&self, cmd: Command) -> Result<Accepted, ApiError> {
+        if !self.is_ready() {
+            return Err(ApiError::Unavailable);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Command { cmd, reply })
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        rx.await.map_err(|_| ApiError::Unavailable)?
+    }
+
+    /// Runs `f` against the committed engine state.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Core) -> T + Send + 'static,
+    {
+        if !self.is_ready() {
+            return Err(ApiError::Unavailable);
+        }
+        let (tx, rx) = oneshot::channel();
+        let read = Box::new(move |core: &Core| {
+            let _ = tx.send(f(core));
+        });
+        self.tx
+            .send(Request::Read(read))
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        rx.await.map_err(|_| ApiError::Unavailable)
+    }
+}

@@ -1,0 +1,190 @@
+//! The engine task's loop: batch, apply, group-commit, reply; fail closed and
+//! rebuild from the journal when a commit fails.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use pipeline::Command;
+use tokio::sync::mpsc;
+use workers::config::{Services, engine_config};
+use workers::workflow::WorkflowInput;
+
+use super::idem::{ClientIds, Lookup};
+use super::{Accepted, Core, MAX_BATCH, Reply, Request};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Commit attempts before the engine fails closed.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// Replies waiting for the batch's commit.
+type Pending = Vec<(Reply, Result<Accepted, ApiError>)>;
+
+/// The engine task's state.
+pub(super) struct Host {
+    /// Database and transport.
+    services: Services,
+    /// Requests from handlers.
+    rx: mpsc::Receiver<Request>,
+    /// Shared with every handle: recovered and accepting.
+    ready: Arc<AtomicBool>,
+    /// Counters.
+    metrics: Arc<Metrics>,
+    /// The last timestamp handed to the engine (kept monotonic).
+    last_ts: u64,
+}
+
+impl Host {
+    /// A host that has not recovered yet.
+    pub(super) fn new(services: Services, rx: mpsc::Receiver<Request>, ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Host {
+        Host {
+            services,
+            rx,
+            ready,
+            metrics,
+            last_ts: 0,
+        }
+    }
+
+    /// Recovers, then serves until every handle is dropped.
+    pub(super) async fn run(mut self) {
+        let mut core = self.recover().await;
+        while let Some(first) = self.rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            let (mut pending, mut wfs) = (Pending::new(), Vec::new());
+            for req in batch {
+                match req {
+                    Request::Command { cmd, reply } => {
+                        let result = self.apply(&mut core, cmd, &mut wfs);
+                        pending.push((reply, result));
+                    }
+                    Request::Read(read) => {
+                        // A read must not see what is not durable yet.
+                        if !self.flush(&mut pending, &mut wfs).await {
+                            core = self.recover().await;
+                        }
+                        read(&core);
+                    }
+                }
+            }
+            if !self.flush(&mut pending, &mut wfs).await {
+                core = self.recover().await;
+            }
+        }
+    }
+
+    fn now(&mut self) -> u64 {
+        let now = u64::try_from(workers::runtime::now_us()).unwrap_or(0);
+        self.last_ts = self.last_ts.max(now);
+        self.last_ts
+    }
+
+    /// Applies one command; accepted ones join `wfs` for the group commit.
+    fn apply(&mut self, core: &mut Core, cmd: Command, wfs: &mut Vec<WorkflowInput>) -> Result<Accepted, ApiError> {
+        if let Command::Place(order) = &cmd {
+            match core.client_ids.lookup(order) {
+                Lookup::New => {}
+                Lookup::Retry(events) => return Ok(Accepted { events, replayed: true }),
+                Lookup::Conflict(c) => return Err(ApiError::ClientOrderIdConflict(c.to_string())),
+            }
+        }
+        let ts = self.now();
+        let events = core.engine.apply(cmd.clone(), ts).map_err(|r| {
+            self.metrics.rejects.fetch_add(1, Ordering::Relaxed);
+            ApiError::Rejected(r)
+        })?;
+        if let Command::Place(order) = &cmd {
+            core.client_ids.record(order, &events);
+        }
+        wfs.extend(WorkflowInput::new(cmd, ts, events.clone()));
+        Ok(Accepted { events, replayed: false })
+    }
+
+    /// Group-commits `wfs`, then answers `pending`: with their results when the
+    /// commit held, else 503 to all (their outcome is unknown to the client).
+    /// Returns whether the commit held.
+    async fn flush(&mut self, pending: &mut Pending, wfs: &mut Vec<WorkflowInput>) -> bool {
+        let ok = wfs.is_empty() || self.commit(wfs).await;
+        for (reply, result) in pending.drain(..) {
+            let _ = reply.send(if ok { result } else { Err(ApiError::Unavailable) });
+        }
+        wfs.clear();
+        ok
+    }
+
+    async fn commit(&self, wfs: &[WorkflowInput]) -> bool {
+        let Services { db, transport, .. } = &self.services;
+        let mut delay = Duration::from_millis(20);
+        for attempt in 1..=COMMIT_ATTEMPTS {
+            match transport.commit_accepted(db, wfs).await {
+                Ok(()) => {
+                    self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.committed_workflows.fetch_add(wfs.len() as u64, Ordering::Relaxed);
+                    return true;
+                }
+                Err(e) if attempt == COMMIT_ATTEMPTS => {
+                    tracing::error!(error = ?e, batch = wfs.len(), "group commit failed; the engine fails closed");
+                }
+                Err(e) => tracing::warn!(error = %e, attempt, "group commit failed; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 4;
+        }
+        self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Stops accepting, rebuilds the engine from the journal (retrying with
+    /// backoff), then accepts again. Requests meanwhile get 503.
+    async fn recover(&mut self) -> Core {
+        self.ready.store(false, Ordering::Release);
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = rebuild(self.services.db.clone());
+            tokio::pin!(attempt);
+            let result = loop {
+                tokio::select! {
+                    r = &mut attempt => break r,
+                    Some(req) = self.rx.recv() => refuse(req),
+                }
+            };
+            match result {
+                Ok(core) => {
+                    self.metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(seq = core.engine.last_seq(), open_orders = core.engine.open_order_count(), "engine rebuilt from the journal");
+                    self.ready.store(true, Ordering::Release);
+                    return core;
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, retry_in_ms = delay.as_millis() as u64, "engine rebuild failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+async fn rebuild(db: workers::db::Db) -> Result<Core> {
+    let engine = workers::recovery::rebuild(&db, engine_config()).await?;
+    let client_ids = ClientIds::load(&db).await?;
+    Ok(Core { engine, client_ids })
+}
+
+fn refuse(req: Request) {
+    match req {
+        Request::Command { reply, .. } => {
+            let _ = reply.send(Err(ApiError::Unavailable));
+        }
+        // Dropping the read drops its reply channel: the caller gets 503.
+        Request::Read(_) => {}
+    }
+}

@@ -1,0 +1,162 @@
+//! `/v1/orders`: place, cancel, get, list, trace.
+
+use anyhow::anyhow;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use pipeline::{ClientOrderId, Command, NewOrder, OrderId, Reject};
+use serde::{Deserialize, Serialize};
+use workers::records::{Attempt, WorkflowRow};
+
+use super::AppState;
+use crate::auth::{Principal, Scope};
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::read;
+use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest};
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", get(list_orders).post(create_order))
+        .route("/v1/orders/{id}", get(get_order).delete(cancel_order))
+        .route("/v1/orders/{id}/trace", get(trace_order))
+}
+
+/// Places an order: 202 with the fills once durable; 200 with the original
+/// answer for a retry of the same `client_order_id` and parameters.
+#[tracing::instrument(skip(s, req), fields(account.id = p.account.0))]
+async fn create_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Json(req): Json<CreateOrderRequest>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    p.require(Scope::Trade)?;
+    let order = NewOrder::try_from(OwnedRequest(p.account, req))?;
+    let accepted = s.host.submit(Command::Place(order)).await?;
+    let view = OrderView::from_place(&accepted.events)
+        .ok_or_else(|| anyhow!("an accepted place produced no OrderAccepted event"))?;
+    let status = if accepted.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(view)))
+}
+
+/// Cancels an open order: 202 with its final state.
+#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+async fn cancel_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<u64>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    p.require(Scope::Trade)?;
+    let mut view = load_order(&s, &p, id).await?;
+    let cmd = Command::Cancel { account: p.account, order_id: OrderId(id) };
+    let accepted = s.host.submit(cmd).await.map_err(|e| match e {
+        ApiError::Rejected(Reject::NotOrderOwner) => ApiError::NotFound("order"),
+        other => other,
+    })?;
+    view.apply(&accepted.events);
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// One own order: the engine's live record while open, else the persisted one.
+#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+async fn get_order(State(s): State<AppState>, p: Principal, Path(id): Path<u64>) -> Result<Json<OrderView>, ApiError> {
+    Ok(Json(load_order(&s, &p, id).await?))
+}
+
+async fn load_order(s: &AppState, p: &Principal, id: u64) -> Result<OrderView, ApiError> {
+    let live = s.host.read(move |c| c.engine.order(OrderId(id)).map(|o| (o, c.engine.last_seq()))).await?;
+    match live {
+        Some((o, _)) if o.account != p.account => Err(ApiError::NotFound("order")),
+        Some((o, seq)) => {
+            let mut view = OrderView::from_record(&o, seq);
+            view.fills = read::fills(&s.db, id).await?;
+            Ok(view)
+        }
+        None => match read::order(&s.db, id).await? {
+            Some((owner, view)) if owner == p.account.0 => Ok(view),
+            _ => Err(ApiError::NotFound("order")),
+        },
+    }
+}
+
+/// `GET /v1/orders` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    /// Find the order with this client order id (0 or 1 result).
+    client_order_id: Option<String>,
+    /// Page size, 1–500 (default 100).
+    limit: Option<u32>,
+    /// Only orders with a smaller id (the previous page's `next_before`).
+    before: Option<u64>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize)]
+struct OrderPage {
+    orders: Vec<OrderView>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<u64>,
+}
+
+/// Own orders, newest first, or the one with a `client_order_id`.
+#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+async fn list_orders(State(s): State<AppState>, p: Principal, Query(q): Query<ListParams>) -> Result<Json<OrderPage>, ApiError> {
+    if let Some(coid) = q.client_order_id {
+        let orders = find_by_client_id(&s, &p, &coid).await?.into_iter().collect();
+        return Ok(Json(OrderPage { orders, next_before: None }));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest { code: "invalid_query", detail: "limit must be 1 to 500".into() });
+    }
+    let orders = read::orders(&s.db, p.account.0, q.before, limit).await?;
+    let next_before = (orders.len() == limit as usize).then(|| orders.last().map(|o| o.order_id)).flatten();
+    Ok(Json(OrderPage { orders, next_before }))
+}
+
+async fn find_by_client_id(s: &AppState, p: &Principal, coid: &str) -> Result<Option<OrderView>, ApiError> {
+    let parsed = ClientOrderId::parse(coid).map_err(|e| ApiError::BadRequest { code: "invalid_query", detail: e.to_string() })?;
+    let account = p.account;
+    let known = s.host.read(move |c| c.client_ids.get(account, parsed).map(|pl| pl.events.clone())).await?;
+    let id = match known.as_deref().and_then(OrderView::from_place) {
+        Some(v) => Some(v.order_id),
+        None => read::order_id_by_client_id(&s.db, p.account.0, coid).await?,
+    };
+    match id {
+        Some(id) => load_order(s, p, id).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// One workflow of a trace with its attempts.
+#[derive(Debug, Serialize)]
+struct TracedWorkflow {
+    #[serde(flatten)]
+    workflow: WorkflowRow,
+    step_attempts: Vec<Attempt>,
+}
+
+/// An order's workflows and every step attempt.
+#[derive(Debug, Serialize)]
+struct Trace {
+    order_id: u64,
+    workflows: Vec<TracedWorkflow>,
+}
+
+/// The order's settlement trail: owner or scope `audit`.
+#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+async fn trace_order(State(s): State<AppState>, p: Principal, Path(id): Path<u64>) -> Result<Json<Trace>, ApiError> {
+    let traced = workers::records::trace(&s.db, id).await?;
+    let owner = traced.iter().any(|(w, _)| w.kind == "order" && w.account_id == p.account.0);
+    if traced.is_empty() || !(owner || p.has(Scope::Audit)) {
+        return Err(ApiError::NotFound("order"));
+    }
+    let workflows = traced
+        .into_iter()
+        .map(|(workflow, step_attempts)| TracedWorkflow { workflow, step_attempts })
+        .collect();
+    Ok(Json(Trace { order_id: id, workflows }))
+}

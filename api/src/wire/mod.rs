@@ -1,0 +1,46 @@
+//! Wire types: request bodies and responses, snake_case JSON, decimals as strings.
+
+mod order_request;
+mod order_view;
+
+pub use order_request::{CreateOrderRequest, OwnedRequest};
+pub use order_view::{Fill, Links, OrderView, open_status};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/deposits` and `POST /v1/withdrawals`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundsRequest {
+    /// The account credited or debited.
+    pub account_id: u64,
+    /// The asset code, e.g. `USD`.
+    pub asset: String,
+    /// A positive decimal string.
+    pub amount: String,
+}
+
+/// The answer to a deposit or withdrawal.
+#[derive(Debug, Clone, Serialize)]
+pub struct FundsResponse {
+    /// The account.
+    pub account_id: u64,
+    /// The asset.
+    pub asset: String,
+    /// The amount moved.
+    pub amount: Decimal,
+    /// The event's sequence number.
+    pub sequence: u64,
+    /// The account's balance in that asset afterwards.
+    pub balance: BalanceView,
+}
+
+/// One asset's balance.
+#[derive(Debug, Clone, Serialize)]
+pub struct BalanceView {
+    /// Free to spend or withdraw.
+    pub available: Decimal,
+    /// Reserved by open orders.
+    pub held: Decimal,
+}

@@ -1,0 +1,254 @@
+//! Test harness: a fresh database (and fresh queues, stream and bucket on
+//! moto) per test, the workers running in-process, and helpers that drive the
+//! engine and wait for conditions with a deadline.
+
+use anyhow::{Context, Result};
+use pipeline::{AccountId, Asset, Command, Engine, MarketId, NewOrder, OrderType, Price, Quantity, SelfTradePrevention, Side, TimeInForce};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use workers::config::{self, Services, Settings, TransportKind};
+use workers::db::Db;
+use workers::sinks::{ArchiveStore, EventSink};
+use workers::workflow::WorkflowInput;
+
+pub fn pg_admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn aws_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".into())
+}
+
+pub struct App {
+    pub kind: TransportKind,
+    pub services: Services,
+    pub engine: Engine,
+    stop: CancellationToken,
+    workers: Option<tokio::task::JoinHandle<Result<()>>>,
+    _dir: tempfile::TempDir,
+    ts: u64,
+}
+
+/// Creates the SQS queues (with DLQs), the stream and the bucket under a
+/// fresh prefix on moto.
+async fn create_aws_resources(prefix: &str) -> Result<()> {
+    let conf = config::aws_config(Some(&aws_endpoint())).await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    for step in workers::workflow::Step::ALL {
+        let dlq = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-{step}-dlq.fifo"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .context("Failed to create a DLQ on moto (is it running? infra/local/up.sh)")?;
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(dlq.queue_url().unwrap_or_default())
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .context("no DLQ arn")?;
+        sqs.create_queue()
+            .queue_name(format!("{prefix}-{step}.fifo"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"10"}}"#),
+            )
+            .send()
+            .await?;
+    }
+    let kinesis = aws_sdk_kinesis::Client::new(&conf);
+    kinesis.create_stream().stream_name(format!("{prefix}-events")).shard_count(1).send().await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = kinesis.describe_stream_summary().stream_name(format!("{prefix}-events")).send().await?;
+        if d.stream_description_summary().map(|s| s.stream_status().as_str() == "ACTIVE").unwrap_or(false) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "stream never became active");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s3conf = aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(s3conf).create_bucket().bucket(format!("{prefix}-archive")).send().await?;
+    Ok(())
+}
+
+impl App {
+    pub async fn spawn(kind: TransportKind) -> Result<App> {
+        let dir = tempfile::tempdir()?;
+        let unique = format!("t{}", uuid::Uuid::new_v4().simple());
+        let database_url = match kind {
+            TransportKind::Sqlite => format!("sqlite://{}", dir.path().join("clearway.db").display()),
+            _ => {
+                let Db::Pg(admin) = Db::connect(&pg_admin_url(), 1).await? else { unreachable!("a postgres URL") };
+                // `create database` cannot run inside a transaction.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {unique}"))).execute(&admin).await?;
+                let base = pg_admin_url();
+                let root = base.rsplit_once('/').map(|(r, _)| r.to_string()).unwrap_or(base);
+                format!("{root}/{unique}")
+            }
+        };
+        if kind == TransportKind::Sqs {
+            create_aws_resources(&unique).await?;
+        }
+        let settings = Settings {
+            transport: kind,
+            data_dir: dir.path().to_path_buf(),
+            database_url,
+            kinesis: kind == TransportKind::Sqs,
+            s3: kind == TransportKind::Sqs,
+            queue_prefix: unique.clone(),
+            stream: format!("{unique}-events"),
+            bucket: format!("{unique}-archive"),
+            aws_endpoint: (kind == TransportKind::Sqs).then(aws_endpoint),
+        };
+        let services = config::connect(&settings, "test-worker").await?;
+        let engine = Engine::new(config::engine_config());
+        Ok(App { kind, services, engine, stop: CancellationToken::new(), workers: None, _dir: dir, ts: 1_764_000_000_000_000 })
+    }
+
+    pub fn start_workers(&mut self) {
+        let (services, stop) = (self.services.clone(), self.stop.clone());
+        self.workers = Some(tokio::spawn(async move {
+            workers::transport::run_workers(&services, stop, Duration::from_secs(5)).await
+        }));
+    }
+
+    pub async fn stop_workers(&mut self) -> Result<()> {
+        self.stop.cancel();
+        if let Some(h) = self.workers.take() {
+            h.await??;
+        }
+        self.stop = CancellationToken::new();
+        Ok(())
+    }
+
+    /// Applies commands to the engine and group-commits the accepted ones.
+    pub async fn submit(&mut self, cmds: Vec<Command>) -> Result<Vec<WorkflowInput>> {
+        let mut wfs = vec![];
+        for c in cmds {
+            self.ts += 1_000;
+            let events = self.engine.apply(c.clone(), self.ts).map_err(|r| anyhow::anyhow!("rejected: {r}"))?;
+            wfs.extend(WorkflowInput::new(c, self.ts, events));
+        }
+        self.services.transport.commit_accepted(&self.services.db, &wfs).await?;
+        Ok(wfs)
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.services.db
+    }
+
+    /// Polls `sql` (a single integer) until it equals `want`.
+    pub async fn wait_for(&self, sql: &str, want: i64, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.db().rows(sql, &[]).await?.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+            if got == want {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "timed out: `{sql}` is {got}, want {want} ({:?})", self.kind);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_all_completed(&self) -> Result<()> {
+        self.wait_for("select count(*) from workflows where state <> 'completed'", 0, Duration::from_secs(60)).await
+    }
+
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        Ok(self.db().rows(sql, &[]).await?[0].i64(0)?)
+    }
+
+    /// Every event id on the stream (local log or Kinesis), in order.
+    pub async fn stream_event_ids(&self) -> Result<Vec<String>> {
+        match &self.services.runtime.env.sink {
+            EventSink::Local(l) => Ok(l.read_all()?.into_iter().map(|r| r.event_id).collect()),
+            EventSink::Kinesis(k) => {
+                let c = k.client();
+                let shards = c.list_shards().stream_name(k.stream()).send().await?;
+                let mut ids = vec![];
+                for shard in shards.shards() {
+                    let mut it = c
+                        .get_shard_iterator()
+                        .stream_name(k.stream())
+                        .shard_id(shard.shard_id())
+                        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                        .send()
+                        .await?
+                        .shard_iterator
+                        .context("no iterator")?;
+                    loop {
+                        let out = c.get_records().shard_iterator(&it).send().await?;
+                        for r in out.records() {
+                            let rec: workers::steps::publish::StreamRecord = serde_json::from_slice(r.data().as_ref())?;
+                            ids.push(rec.event_id);
+                        }
+                        match (out.records().is_empty(), out.next_shard_iterator) {
+                            (false, Some(next)) => it = next,
+                            _ => break,
+                        }
+                    }
+                }
+                Ok(ids)
+            }
+        }
+    }
+
+    /// The archived objects' keys, with the checksums recorded for them.
+    pub async fn archived(&self) -> Result<Vec<(String, String)>> {
+        let rows = self.db().rows("select object_key, sha256 from archive_objects order by workflow_id", &[]).await?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
+    }
+
+    pub fn archive(&self) -> &ArchiveStore {
+        &self.services.runtime.env.archive
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+pub fn deposit(account: u64, asset: &str, amount: &str) -> Command {
+    Command::Deposit { account: AccountId(account), asset: Asset::parse(asset).unwrap(), amount: dec(amount) }
+}
+
+pub fn limit(account: u64, side: Side, price: &str, qty: &str) -> Command {
+    Command::Place(NewOrder {
+        account: AccountId(account),
+        client_order_id: None,
+        market: MarketId::parse("BTC-USD").unwrap(),
+        side,
+        order_type: OrderType::Limit,
+        price: Some(Price::parse(price).unwrap()),
+        quantity: Quantity::parse(qty).unwrap(),
+        time_in_force: TimeInForce::Gtc,
+        post_only: false,
+        stp: SelfTradePrevention::CancelTaker,
+    })
+}
+
+/// Funds two traders and crosses a sell with a buy: 2 deposits each, a
+/// resting sell and a crossing buy.
+pub async fn fund_and_trade(app: &mut App) -> Result<Vec<WorkflowInput>> {
+    let mut wfs = app
+        .submit(vec![deposit(1001, "USD", "100000"), deposit(1002, "BTC", "10"), deposit(1001, "BTC", "1"), deposit(1002, "USD", "5000")])
+        .await?;
+    wfs.extend(app.submit(vec![limit(1002, Side::Sell, "30000.00", "0.5")]).await?);
+    wfs.extend(app.submit(vec![limit(1001, Side::Buy, "30100.00", "0.2")]).await?);
+    Ok(wfs)
+}

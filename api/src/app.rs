@@ -110,13 +110,14 @@ pub async fn run(
         let (services, token) = (services.clone(), shutdown.clone());
         tokio::spawn(async move { workers::transport::run_workers(&services, token, GRACE).await })
     });
-    let server = tokio::spawn(serve(listener, router, shutdown.clone()));
+    // Seed before serving, so /readyz only answers once a first order can work.
     if seed {
         wait_ready(&host, Duration::from_secs(300)).await?;
         if seed_demo_funds(&host, &services.db).await? {
             tracing::info!(accounts = ?DEMO_ACCOUNTS, "seeded demo funds");
         }
     }
+    let server = tokio::spawn(serve(listener, router, shutdown.clone()));
     let served = server.await.context("the HTTP server panicked")?;
     shutdown.cancel();
     if let Some(w) = workers {

@@ -14,7 +14,7 @@ use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::read;
-use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest};
+use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest, open_status};
 
 /// The routes.
 pub fn router() -> Router<AppState> {
@@ -112,9 +112,26 @@ async fn list_orders(State(s): State<AppState>, p: Principal, Query(q): Query<Li
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest { code: "invalid_query", detail: "limit must be 1 to 500".into() });
     }
-    let orders = read::orders(&s.db, p.account.0, q.before, limit).await?;
+    let mut orders = read::orders(&s.db, p.account.0, q.before, limit).await?;
+    overlay_live(&s, &mut orders).await?;
     let next_before = (orders.len() == limit as usize).then(|| orders.last().map(|o| o.order_id)).flatten();
     Ok(Json(OrderPage { orders, next_before }))
+}
+
+/// Persisted rows may lag: where the engine still has the order open, its
+/// live filled and remaining quantities win.
+async fn overlay_live(s: &AppState, orders: &mut [OrderView]) -> Result<(), ApiError> {
+    let ids: Vec<OrderId> = orders.iter().map(|o| OrderId(o.order_id)).collect();
+    let live = s.host.read(move |c| ids.iter().map(|id| c.engine.order(*id)).collect::<Vec<_>>()).await?;
+    for (view, rec) in orders.iter_mut().zip(live) {
+        if let Some(rec) = rec {
+            view.filled = rec.filled;
+            view.remaining = rec.remaining;
+            view.quantity = rec.quantity.value();
+            view.status = open_status(rec.filled).into();
+        }
+    }
+    Ok(())
 }
 
 async fn find_by_client_id(s: &AppState, p: &Principal, coid: &str) -> Result<Option<OrderView>, ApiError> {

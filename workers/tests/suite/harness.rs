@@ -29,6 +29,8 @@ pub struct App {
     workers: Option<tokio::task::JoinHandle<Result<()>>>,
     _dir: tempfile::TempDir,
     ts: u64,
+    /// Workflows submitted so far.
+    submitted: i64,
 }
 
 /// Creates the SQS queues (with DLQs), the stream and the bucket under a
@@ -111,7 +113,7 @@ impl App {
         };
         let services = config::connect(&settings, "test-worker").await?;
         let engine = Engine::new(config::engine_config());
-        Ok(App { kind, services, engine, stop: CancellationToken::new(), workers: None, _dir: dir, ts: 1_764_000_000_000_000 })
+        Ok(App { kind, services, engine, stop: CancellationToken::new(), workers: None, _dir: dir, ts: 1_764_000_000_000_000, submitted: 0 })
     }
 
     pub fn start_workers(&mut self) {
@@ -139,6 +141,7 @@ impl App {
             wfs.extend(WorkflowInput::new(c, self.ts, events));
         }
         self.services.transport.commit_accepted(&self.services.db, &wfs).await?;
+        self.submitted += wfs.len() as i64;
         Ok(wfs)
     }
 
@@ -159,8 +162,10 @@ impl App {
         }
     }
 
+    /// Waits until every submitted workflow is completed (on SQS the rows
+    /// themselves appear only when persist runs).
     pub async fn wait_all_completed(&self) -> Result<()> {
-        self.wait_for("select count(*) from workflows where state <> 'completed'", 0, Duration::from_secs(60)).await
+        self.wait_for("select count(*) from workflows where state = 'completed'", self.submitted, Duration::from_secs(60)).await
     }
 
     pub async fn count(&self, sql: &str) -> Result<i64> {

@@ -62,7 +62,7 @@ async fn a_permanent_failure_makes_the_workflow_dead_with_its_reason(kind: Trans
     let row = app.db().rows("select step, last_error from workflows where id = $1", &[Arg::I64(wf.id as i64)]).await?;
     assert_eq!(row[0].text(0)?, "settle");
     assert!(row[0].text(1)?.contains("unknown market DOGE-USD"), "{:?}", row[0]);
-    assert_eq!(dead_letters(&app, "settle").await?, 1, "the message is in the dead-letter path");
+    app.wait_for_dead_letters("settle", 1).await?;
     assert_eq!(app.count("select count(*) from workflows where state = 'completed'").await?, 3);
     app.stop_workers().await
 }
@@ -78,7 +78,7 @@ async fn a_step_out_of_attempts_is_dead_after_the_last_one(kind: TransportKind) 
     let mut want = vec!["retry"; max - 1];
     want.push("dead");
     assert_eq!(outcomes(&app, wf.id, "persist").await?, want);
-    assert_eq!(dead_letters(&app, "persist").await?, 1);
+    app.wait_for_dead_letters("persist", 1).await?;
     assert_eq!(app.count("select count(*) from ledger_entries").await?, 0);
     app.stop_workers().await
 }

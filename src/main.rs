@@ -77,7 +77,8 @@ enum Ops {
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -87,7 +88,11 @@ async fn main() -> Result<()> {
         Cmd::Up { listen } => up(settings, listen).await,
         Cmd::Serve { listen } => serve(settings, listen).await,
         Cmd::Work => work(settings).await,
-        Cmd::Token { account, scope, ttl_secs } => token(&settings, account, &scope, ttl_secs).await,
+        Cmd::Token {
+            account,
+            scope,
+            ttl_secs,
+        } => token(&settings, account, &scope, ttl_secs).await,
         Cmd::Ops(ops) => self::ops(&settings, ops).await,
     }
 }
@@ -102,15 +107,24 @@ async fn up(settings: Settings, listen: SocketAddr) -> Result<()> {
     println!("data dir: {}", settings.data_dir.display());
     println!("get a dev token: clearway token --account 1001");
     if std::env::var_os("CLEARWAY_DATA_DIR").is_some() {
-        println!("  (with the same CLEARWAY_DATA_DIR={})", settings.data_dir.display());
+        println!(
+            "  (with the same CLEARWAY_DATA_DIR={})",
+            settings.data_dir.display()
+        );
     }
-    let config = IntakeConfig { auth, rate: RateConfig::from_env()? };
+    let config = IntakeConfig {
+        auth,
+        rate: RateConfig::from_env()?,
+    };
     run(listener, services, config, true, true, shutdown_signal()).await
 }
 
 async fn serve(settings: Settings, listen: SocketAddr) -> Result<()> {
     let services = connect(&settings, "clearway-serve").await?;
-    let config = IntakeConfig { auth: AuthConfig::from_env().await?, rate: RateConfig::from_env()? };
+    let config = IntakeConfig {
+        auth: AuthConfig::from_env().await?,
+        rate: RateConfig::from_env()?,
+    };
     let listener = bind(listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "intake listening");
     run(listener, services, config, false, false, shutdown_signal()).await
@@ -123,12 +137,19 @@ async fn work(settings: Settings) -> Result<()> {
 }
 
 async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64) -> Result<()> {
-    let secret = match std::env::var("CLEARWAY_DEV_HS256_SECRET").ok().filter(|s| !s.is_empty()) {
+    let secret = match std::env::var("CLEARWAY_DEV_HS256_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         Some(s) => s.into_bytes(),
         None => api::dev::load_or_create_secret(&settings.data_dir)?,
     };
     let auth = AuthConfig::from_env().await?;
-    let scopes: Vec<&str> = scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    let scopes: Vec<&str> = scopes
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
     let claims = dev_claims(account, &scopes, ttl_s, &auth.issuer, &auth.audience);
     eprintln!("account {account}, scopes {scopes:?}, valid {ttl_s} s");
     println!("{}", mint_hs256(&secret, &claims)?);
@@ -138,9 +159,11 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
 async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
     let db = workers::db::Db::connect(&settings.database_url, 2).await?;
     let text = match ops {
-        Ops::Workflows { state, stuck_after_secs, limit } => {
-            workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?
-        }
+        Ops::Workflows {
+            state,
+            stuck_after_secs,
+            limit,
+        } => workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?,
         Ops::Trace { order_id } => workers::ops::trace(&db, order_id).await?,
     };
     print!("{text}");
@@ -148,7 +171,9 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("Failed to listen on {addr}"))
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("Failed to listen on {addr}"))
 }
 
 /// A token cancelled on ctrl-c or SIGTERM.
@@ -156,7 +181,8 @@ fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let sigterm = async {
             match term.as_mut() {
                 Some(s) => {

@@ -48,13 +48,21 @@ pub fn intake(services: &Services, config: IntakeConfig) -> Intake {
         metrics,
         markets: Arc::new(default_markets()),
     };
-    let router = router(state, Arc::new(config.auth), Arc::new(RateLimiter::new(config.rate)));
+    let router = router(
+        state,
+        Arc::new(config.auth),
+        Arc::new(RateLimiter::new(config.rate)),
+    );
     Intake { router, host }
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops
 /// accepting and lets requests in flight finish.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
@@ -65,7 +73,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
 pub async fn wait_ready(host: &EngineHandle, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     while !host.is_ready() {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the engine did not recover within {timeout:?}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the engine did not recover within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())

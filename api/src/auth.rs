@@ -149,7 +149,8 @@ impl AuthConfig {
     /// Verifies a token and returns its principal.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
-        let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
         let key = match header.alg {
             Algorithm::HS256 => match &self.hs256_secret {
                 Some(s) => DecodingKey::from_secret(s),
@@ -179,7 +180,12 @@ impl AuthConfig {
             .map_err(|_| unauthorized("sub is not an account id"))?;
         Ok(Principal {
             account: AccountId(account),
-            scopes: data.claims.scope.split_whitespace().map(str::to_string).collect(),
+            scopes: data
+                .claims
+                .scope
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         })
     }
 }
@@ -194,7 +200,8 @@ async fn load_jwks(src: &str) -> Result<JwkSet> {
             .await
             .context("Failed to read the JWKS")?
     } else {
-        std::fs::read_to_string(src).with_context(|| format!("Failed to read the JWKS file {src}"))?
+        std::fs::read_to_string(src)
+            .with_context(|| format!("Failed to read the JWKS file {src}"))?
     };
     let set: JwkSet = serde_json::from_str(&text).context("Malformed JWKS")?;
     if set.keys.is_empty() {
@@ -222,12 +229,22 @@ pub async fn authenticate(
 
 /// Mints an HS256 token (development: `clearway token`, tests).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String> {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .context("Failed to sign a token")
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .context("Failed to sign a token")
 }
 
 /// Claims for `account` with `scopes`, valid from now for `ttl_s` seconds.
-pub fn dev_claims(account: u64, scopes: &[&str], ttl_s: u64, issuer: &str, audience: &str) -> Claims {
+pub fn dev_claims(
+    account: u64,
+    scopes: &[&str],
+    ttl_s: u64,
+    issuer: &str,
+    audience: &str,
+) -> Claims {
     let now = jsonwebtoken::get_current_timestamp();
     Claims {
         sub: account.to_string(),

@@ -6,9 +6,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Every counter the intake exports.
 #[derive(Debug, Default)]
@@ -31,14 +31,20 @@ impl Metrics {
     /// Counts one answered request.
     pub fn request(&self, method: &str, route: &str, status: u16) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        *m.entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE clearway_http_requests_total counter");
-        for ((method, route, status), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for ((method, route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "clearway_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
@@ -46,13 +52,23 @@ impl Metrics {
         }
         let counters = [
             ("clearway_engine_commits_total", &self.commits),
-            ("clearway_engine_commit_failures_total", &self.commit_failures),
-            ("clearway_engine_committed_workflows_total", &self.committed_workflows),
+            (
+                "clearway_engine_commit_failures_total",
+                &self.commit_failures,
+            ),
+            (
+                "clearway_engine_committed_workflows_total",
+                &self.committed_workflows,
+            ),
             ("clearway_engine_rejects_total", &self.rejects),
             ("clearway_engine_rebuilds_total", &self.rebuilds),
         ];
         for (name, v) in counters {
-            let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         }
         out
     }

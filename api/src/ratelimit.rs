@@ -40,14 +40,18 @@ impl RateConfig {
     pub fn from_env() -> anyhow::Result<RateConfig> {
         let num = |n: &str| -> anyhow::Result<Option<u64>> {
             match std::env::var(n).ok().filter(|v| !v.is_empty()) {
-                Some(v) => Ok(Some(v.parse().map_err(|_| anyhow::anyhow!("{n}={v:?} is not a positive integer"))?)),
+                Some(v) => Ok(Some(v.parse().map_err(|_| {
+                    anyhow::anyhow!("{n}={v:?} is not a positive integer")
+                })?)),
                 None => Ok(None),
             }
         };
         let per_account = num("CLEARWAY_RATE_PER_ACCOUNT")?.unwrap_or(100).max(1);
         Ok(RateConfig {
             per_account,
-            per_account_burst: num("CLEARWAY_RATE_BURST")?.unwrap_or(per_account * 2).max(1),
+            per_account_burst: num("CLEARWAY_RATE_BURST")?
+                .unwrap_or(per_account * 2)
+                .max(1),
             global: num("CLEARWAY_RATE_GLOBAL")?.unwrap_or(10_000).max(1),
         })
     }
@@ -109,7 +113,9 @@ impl RateLimiter {
             limit,
         };
         let mut global = self.global.lock().unwrap_or_else(|p| p.into_inner());
-        global.take(c.global, c.global, now).map_err(|us| limited(us, c.global))?;
+        global
+            .take(c.global, c.global, now)
+            .map_err(|us| limited(us, c.global))?;
         drop(global);
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         let bucket = accounts.entry(account).or_insert_with(|| Bucket {
@@ -151,9 +157,18 @@ pub async fn throttle(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let account = req.extensions().get::<Principal>().map_or(0, |p| p.account.0);
+    let account = req
+        .extensions()
+        .get::<Principal>()
+        .map_or(0, |p| p.account.0);
     let remaining = limiter.check(account)?;
     let mut res = next.run(req).await;
-    set_headers(res.headers_mut(), limiter.per_account(), remaining, 1, false);
+    set_headers(
+        res.headers_mut(),
+        limiter.per_account(),
+        remaining,
+        1,
+        false,
+    );
     Ok(res)
 }

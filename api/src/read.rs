@@ -35,7 +35,12 @@ fn order_view(r: &Row) -> Result<(u64, OrderView)> {
 #[tracing::instrument(skip(db))]
 pub async fn order(db: &Db, order_id: u64) -> Result<Option<(u64, OrderView)>> {
     let sql = format!("select {ORDER_COLS} from orders where order_id = $1");
-    let Some(row) = db.rows(&sql, &[Arg::I64(order_id as i64)]).await?.into_iter().next() else {
+    let Some(row) = db
+        .rows(&sql, &[Arg::I64(order_id as i64)])
+        .await?
+        .into_iter()
+        .next()
+    else {
         return Ok(None);
     };
     let (owner, mut view) = order_view(&row)?;
@@ -45,7 +50,11 @@ pub async fn order(db: &Db, order_id: u64) -> Result<Option<(u64, OrderView)>> {
 
 /// The id of an account's order by its client order id.
 #[tracing::instrument(skip(db))]
-pub async fn order_id_by_client_id(db: &Db, account: u64, client_order_id: &str) -> Result<Option<u64>> {
+pub async fn order_id_by_client_id(
+    db: &Db,
+    account: u64,
+    client_order_id: &str,
+) -> Result<Option<u64>> {
     let rows = db
         .rows(
             "select order_id from orders where account_id = $1 and client_order_id = $2",
@@ -57,13 +66,26 @@ pub async fn order_id_by_client_id(db: &Db, account: u64, client_order_id: &str)
 
 /// An account's orders, newest first, with ids below `before`.
 #[tracing::instrument(skip(db))]
-pub async fn orders(db: &Db, account: u64, before: Option<u64>, limit: u32) -> Result<Vec<OrderView>> {
+pub async fn orders(
+    db: &Db,
+    account: u64,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<OrderView>> {
     let sql = format!(
         "select {ORDER_COLS} from orders where account_id = $1 and order_id < $2 order by order_id desc limit $3"
     );
     let before = before.map_or(i64::MAX, |b| b as i64);
-    let args = [Arg::I64(account as i64), Arg::I64(before), Arg::I64(i64::from(limit))];
-    db.rows(&sql, &args).await?.iter().map(|r| Ok(order_view(r)?.1)).collect()
+    let args = [
+        Arg::I64(account as i64),
+        Arg::I64(before),
+        Arg::I64(i64::from(limit)),
+    ];
+    db.rows(&sql, &args)
+        .await?
+        .iter()
+        .map(|r| Ok(order_view(r)?.1))
+        .collect()
 }
 
 /// An order's fills, in trade order.

@@ -68,12 +68,20 @@ fn var(name: &str) -> Option<String> {
 impl Settings {
     /// Reads the settings from the environment.
     pub fn from_env() -> Result<Settings> {
-        let transport: TransportKind = var("CLEARWAY_TRANSPORT").as_deref().unwrap_or("sqlite").parse()?;
-        let data_dir = PathBuf::from(var("CLEARWAY_DATA_DIR").unwrap_or_else(|| "clearway-data".into()));
+        let transport: TransportKind = var("CLEARWAY_TRANSPORT")
+            .as_deref()
+            .unwrap_or("sqlite")
+            .parse()?;
+        let data_dir =
+            PathBuf::from(var("CLEARWAY_DATA_DIR").unwrap_or_else(|| "clearway-data".into()));
         let database_url = match (var("CLEARWAY_DATABASE_URL"), transport) {
             (Some(u), _) => u,
-            (None, TransportKind::Sqlite) => format!("sqlite://{}", data_dir.join("clearway.db").display()),
-            (None, _) => var("DATABASE_URL").context("CLEARWAY_DATABASE_URL or DATABASE_URL must name the PostgreSQL database")?,
+            (None, TransportKind::Sqlite) => {
+                format!("sqlite://{}", data_dir.join("clearway.db").display())
+            }
+            (None, _) => var("DATABASE_URL").context(
+                "CLEARWAY_DATABASE_URL or DATABASE_URL must name the PostgreSQL database",
+            )?,
         };
         let aws = transport == TransportKind::Sqs;
         Ok(Settings {
@@ -115,12 +123,18 @@ pub fn default_markets() -> Vec<Market> {
         maker_fee_bps: 10,
         taker_fee_bps: 20,
     };
-    vec![market("BTC-USD", "BTC", "0.01", "0.0001", "1000"), market("ETH-USD", "ETH", "0.01", "0.001", "10000")]
+    vec![
+        market("BTC-USD", "BTC", "0.01", "0.0001", "1000"),
+        market("ETH-USD", "ETH", "0.01", "0.001", "10000"),
+    ]
 }
 
 /// The engine configuration for the seeded markets.
 pub fn engine_config() -> EngineConfig {
-    EngineConfig { markets: default_markets(), fee_account: AccountId(FEE_ACCOUNT) }
+    EngineConfig {
+        markets: default_markets(),
+        fee_account: AccountId(FEE_ACCOUNT),
+    }
 }
 
 /// The AWS SDK configuration: region and credentials from the environment
@@ -133,9 +147,16 @@ pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
         if var("AWS_REGION").is_none() && var("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(aws_config::Region::new("us-east-1"));
         }
-        let loopback = e.contains("://127.") || e.contains("://localhost") || e.contains("://[::1]");
+        let loopback =
+            e.contains("://127.") || e.contains("://localhost") || e.contains("://[::1]");
         if loopback && var("AWS_ACCESS_KEY_ID").is_none() {
-            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "clearway-dev"));
+            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "clearway-dev",
+            ));
         }
     }
     loader.load().await
@@ -154,16 +175,25 @@ pub struct Services {
 
 /// Connects to every service named in `settings` and runs migrations.
 pub async fn connect(settings: &Settings, worker: &str) -> Result<Services> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("Failed to create {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("Failed to create {}", settings.data_dir.display()))?;
     let db = Db::connect(&settings.database_url, 16).await?;
     db.migrate().await?;
     let needs_aws = settings.transport == TransportKind::Sqs || settings.kinesis || settings.s3;
-    let aws = if needs_aws { Some(aws_config(settings.aws_endpoint.as_deref()).await) } else { None };
+    let aws = if needs_aws {
+        Some(aws_config(settings.aws_endpoint.as_deref()).await)
+    } else {
+        None
+    };
     let transport = match settings.transport {
         TransportKind::Sqlite | TransportKind::Postgres => {
             let want_sqlite = settings.transport == TransportKind::Sqlite;
             if want_sqlite != db.is_sqlite() {
-                bail!("transport {:?} needs a matching database, got {}", settings.transport, settings.database_url);
+                bail!(
+                    "transport {:?} needs a matching database, got {}",
+                    settings.transport,
+                    settings.database_url
+                );
             }
             Transport::Db(DbQueue::setup(&db).await?)
         }
@@ -173,13 +203,21 @@ pub async fn connect(settings: &Settings, worker: &str) -> Result<Services> {
         }
     };
     let sink = match &aws {
-        Some(a) if settings.kinesis => EventSink::Kinesis(KinesisSink::new(aws_sdk_kinesis::Client::new(a), &settings.stream)),
+        Some(a) if settings.kinesis => EventSink::Kinesis(KinesisSink::new(
+            aws_sdk_kinesis::Client::new(a),
+            &settings.stream,
+        )),
         _ => EventSink::Local(local::EventLog::open(settings.event_log_path())?),
     };
     let archive = match &aws {
         Some(a) if settings.s3 => {
-            let conf = aws_sdk_s3::config::Builder::from(a).force_path_style(true).build();
-            ArchiveStore::S3(S3Archive::new(aws_sdk_s3::Client::from_conf(conf), &settings.bucket))
+            let conf = aws_sdk_s3::config::Builder::from(a)
+                .force_path_style(true)
+                .build();
+            ArchiveStore::S3(S3Archive::new(
+                aws_sdk_s3::Client::from_conf(conf),
+                &settings.bucket,
+            ))
         }
         _ => ArchiveStore::Dir(local::ArchiveDir::open(settings.archive_dir())?),
     };
@@ -193,5 +231,9 @@ pub async fn connect(settings: &Settings, worker: &str) -> Result<Services> {
         lease_us: 60_000_000,
         inject_failures: Default::default(),
     };
-    Ok(Services { db, transport, runtime: Runtime { env } })
+    Ok(Services {
+        db,
+        transport,
+        runtime: Runtime { env },
+    })
 }

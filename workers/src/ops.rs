@@ -7,16 +7,43 @@ use anyhow::Result;
 use std::fmt::Write;
 
 fn ts(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map_or_else(|| us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    chrono::DateTime::from_timestamp_micros(us).map_or_else(
+        || us.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+    )
 }
 
 /// Counts per state, then the workflows in `state` (or stuck ones), newest first.
-pub async fn workflows(db: &Db, state: Option<&str>, stuck_after_s: Option<i64>, limit: i64) -> Result<String> {
+pub async fn workflows(
+    db: &Db,
+    state: Option<&str>,
+    stuck_after_s: Option<i64>,
+    limit: i64,
+) -> Result<String> {
     let mut out = String::new();
     let counts = records::counts(db).await?;
-    writeln!(out, "{}", counts.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>().join(" "))?;
-    let rows = records::list(db, state, stuck_after_s.map(|s| s * 1_000_000), now_us(), limit).await?;
-    writeln!(out, "{:>12} {:<10} {:>10} {:<10} {:<8} {:>3} {:<27} last_error", "workflow", "kind", "order", "state", "step", "att", "updated")?;
+    writeln!(
+        out,
+        "{}",
+        counts
+            .iter()
+            .map(|(s, n)| format!("{s}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    )?;
+    let rows = records::list(
+        db,
+        state,
+        stuck_after_s.map(|s| s * 1_000_000),
+        now_us(),
+        limit,
+    )
+    .await?;
+    writeln!(
+        out,
+        "{:>12} {:<10} {:>10} {:<10} {:<8} {:>3} {:<27} last_error",
+        "workflow", "kind", "order", "state", "step", "att", "updated"
+    )?;
     for w in rows {
         writeln!(
             out,
@@ -42,7 +69,11 @@ pub async fn trace(db: &Db, order_id: u64) -> Result<String> {
         writeln!(out, "no workflow for order {order_id}")?;
     }
     for (w, attempts) in traced {
-        writeln!(out, "workflow {} ({}, order {order_id}): {} at {}", w.id, w.kind, w.state, w.step)?;
+        writeln!(
+            out,
+            "workflow {} ({}, order {order_id}): {} at {}",
+            w.id, w.kind, w.state, w.step
+        )?;
         for a in attempts {
             writeln!(
                 out,

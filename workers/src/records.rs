@@ -188,6 +188,7 @@ pub async fn append_attempt(tx: &mut Tx, a: &Attempt) -> Result<()> {
 }
 
 /// Sets a workflow's state, step, attempt count, error and lease.
+#[allow(clippy::too_many_arguments)]
 pub async fn set_state(
     tx: &mut Tx,
     id: u64,

@@ -52,7 +52,12 @@ impl StepJob {
 
     /// A job for `step` of `workflow_ids`.
     pub fn new(step: Step, workflow_ids: Vec<u64>) -> StepJob {
-        StepJob { step, workflow_ids, inputs: vec![], replay: None }
+        StepJob {
+            step,
+            workflow_ids,
+            inputs: vec![],
+            replay: None,
+        }
     }
 }
 

@@ -74,8 +74,9 @@ impl ClientIds {
             let Some(last) = rows.last() else { break };
             after = last.i64(0)?;
             for r in &rows {
-                let wf: WorkflowInput = serde_json::from_str(&r.text(1)?)
-                    .with_context(|| format!("workflow {}: malformed input", r.i64(0).unwrap_or(0)))?;
+                let wf: WorkflowInput = serde_json::from_str(&r.text(1)?).with_context(|| {
+                    format!("workflow {}: malformed input", r.i64(0).unwrap_or(0))
+                })?;
                 if let Command::Place(order) = &wf.command {
                     ids.record(order, &wf.events);
                 }

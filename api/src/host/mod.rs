@@ -69,7 +69,10 @@ impl std::fmt::Debug for Request {
 
 impl EngineHandle {
     /// Starts the engine task: it rebuilds from the journal, then serves.
-    pub fn spawn(services: &Services, metrics: Arc<Metrics>) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        services: &Services,
+        metrics: Arc<Metrics>,
+    ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let ready = Arc::new(AtomicBool::new(false));
         let host = run::Host::new(services.clone(), rx, ready.clone(), metrics);

@@ -38,7 +38,12 @@ pub(super) struct Host {
 
 impl Host {
     /// A host that has not recovered yet.
-    pub(super) fn new(services: Services, rx: mpsc::Receiver<Request>, ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Host {
+    pub(super) fn new(
+        services: Services,
+        rx: mpsc::Receiver<Request>,
+        ready: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Host {
         Host {
             services,
             rx,
@@ -88,11 +93,21 @@ impl Host {
     }
 
     /// Applies one command; accepted ones join `wfs` for the group commit.
-    fn apply(&mut self, core: &mut Core, cmd: Command, wfs: &mut Vec<WorkflowInput>) -> Result<Accepted, ApiError> {
+    fn apply(
+        &mut self,
+        core: &mut Core,
+        cmd: Command,
+        wfs: &mut Vec<WorkflowInput>,
+    ) -> Result<Accepted, ApiError> {
         if let Command::Place(order) = &cmd {
             match core.client_ids.lookup(order) {
                 Lookup::New => {}
-                Lookup::Retry(events) => return Ok(Accepted { events, replayed: true }),
+                Lookup::Retry(events) => {
+                    return Ok(Accepted {
+                        events,
+                        replayed: true,
+                    });
+                }
                 Lookup::Conflict(c) => return Err(ApiError::ClientOrderIdConflict(c.to_string())),
             }
         }
@@ -105,7 +120,10 @@ impl Host {
             core.client_ids.record(order, &events);
         }
         wfs.extend(WorkflowInput::new(cmd, ts, events.clone()));
-        Ok(Accepted { events, replayed: false })
+        Ok(Accepted {
+            events,
+            replayed: false,
+        })
     }
 
     /// Group-commits `wfs`, then answers `pending`: with their results when the
@@ -114,7 +132,11 @@ impl Host {
     async fn flush(&mut self, pending: &mut Pending, wfs: &mut Vec<WorkflowInput>) -> bool {
         let ok = wfs.is_empty() || self.commit(wfs).await;
         for (reply, result) in pending.drain(..) {
-            let _ = reply.send(if ok { result } else { Err(ApiError::Unavailable) });
+            let _ = reply.send(if ok {
+                result
+            } else {
+                Err(ApiError::Unavailable)
+            });
         }
         wfs.clear();
         ok
@@ -127,7 +149,9 @@ impl Host {
             match transport.commit_accepted(db, wfs).await {
                 Ok(()) => {
                     self.metrics.commits.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.committed_workflows.fetch_add(wfs.len() as u64, Ordering::Relaxed);
+                    self.metrics
+                        .committed_workflows
+                        .fetch_add(wfs.len() as u64, Ordering::Relaxed);
                     return true;
                 }
                 Err(e) if attempt == COMMIT_ATTEMPTS => {
@@ -159,7 +183,11 @@ impl Host {
             match result {
                 Ok(core) => {
                     self.metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(seq = core.engine.last_seq(), open_orders = core.engine.open_order_count(), "engine rebuilt from the journal");
+                    tracing::info!(
+                        seq = core.engine.last_seq(),
+                        open_orders = core.engine.open_order_count(),
+                        "engine rebuilt from the journal"
+                    );
                     self.ready.store(true, Ordering::Release);
                     return core;
                 }

@@ -35,43 +35,94 @@ struct Balances {
 #[tracing::instrument(skip(s), fields(account.id = p.account.0))]
 async fn balances(State(s): State<AppState>, p: Principal) -> Result<Json<Balances>, ApiError> {
     let account = p.account;
-    let (seq, list) = s.host.read(move |c| (c.engine.last_seq(), c.engine.balances(account))).await?;
+    let (seq, list) = s
+        .host
+        .read(move |c| (c.engine.last_seq(), c.engine.balances(account)))
+        .await?;
     let balances = list
         .into_iter()
-        .map(|(a, b)| (a.as_str().to_string(), BalanceView { available: b.available, held: b.held }))
+        .map(|(a, b)| {
+            (
+                a.as_str().to_string(),
+                BalanceView {
+                    available: b.available,
+                    held: b.held,
+                },
+            )
+        })
         .collect();
-    Ok(Json(Balances { account_id: account.0, sequence: seq, balances }))
+    Ok(Json(Balances {
+        account_id: account.0,
+        sequence: seq,
+        balances,
+    }))
 }
 
 /// Credits an account (scope `operate`).
 #[tracing::instrument(skip(s, req), fields(account.id = p.account.0))]
-async fn deposit(State(s): State<AppState>, p: Principal, Json(req): Json<FundsRequest>) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
+async fn deposit(
+    State(s): State<AppState>,
+    p: Principal,
+    Json(req): Json<FundsRequest>,
+) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
     move_funds(&s, &p, req, true).await
 }
 
 /// Debits an account (scope `operate`).
 #[tracing::instrument(skip(s, req), fields(account.id = p.account.0))]
-async fn withdraw(State(s): State<AppState>, p: Principal, Json(req): Json<FundsRequest>) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
+async fn withdraw(
+    State(s): State<AppState>,
+    p: Principal,
+    Json(req): Json<FundsRequest>,
+) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
     move_funds(&s, &p, req, false).await
 }
 
-async fn move_funds(s: &AppState, p: &Principal, req: FundsRequest, credit: bool) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
+async fn move_funds(
+    s: &AppState,
+    p: &Principal,
+    req: FundsRequest,
+    credit: bool,
+) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
     p.require(Scope::Operate)?;
-    let asset = Asset::parse(&req.asset).map_err(|e| ApiError::invalid("invalid_asset", e.to_string()))?;
-    let amount: Decimal = req
-        .amount
-        .parse()
-        .map_err(|_| ApiError::invalid("invalid_amount", format!("{:?} is not a decimal number", req.amount)))?;
+    let asset =
+        Asset::parse(&req.asset).map_err(|e| ApiError::invalid("invalid_asset", e.to_string()))?;
+    let amount: Decimal = req.amount.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_amount",
+            format!("{:?} is not a decimal number", req.amount),
+        )
+    })?;
     let account = AccountId(req.account_id);
     let cmd = if credit {
-        Command::Deposit { account, asset, amount }
+        Command::Deposit {
+            account,
+            asset,
+            amount,
+        }
     } else {
-        Command::Withdraw { account, asset, amount }
+        Command::Withdraw {
+            account,
+            asset,
+            amount,
+        }
     };
     let accepted = s.host.submit(cmd).await?;
     let sequence = accepted.events.last().map_or(0, |e| e.seq);
-    let b = s.host.read(move |c| c.engine.balance(account, &asset)).await?;
-    let balance = BalanceView { available: b.available, held: b.held };
-    let body = FundsResponse { account_id: account.0, asset: asset.as_str().into(), amount, sequence, balance };
+    let b = s
+        .host
+        .read(move |c| c.engine.balance(account, &asset))
+        .await?;
+    let balance = BalanceView {
+        available: b.available,
+        held: b.held,
+    };
+    let body = FundsResponse {
+        account_id: account.0,
+        asset: asset.as_str().into(),
+        amount,
+        sequence,
+        balance,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)))
 }

@@ -29,7 +29,9 @@ struct Markets {
 /// Every configured market with its tick, lot, limits and fees.
 #[tracing::instrument(skip(s, _p))]
 async fn list_markets(State(s): State<AppState>, _p: Principal) -> Json<Markets> {
-    Json(Markets { markets: s.markets.to_vec() })
+    Json(Markets {
+        markets: s.markets.to_vec(),
+    })
 }
 
 fn known_market(s: &AppState, market: &str) -> Result<MarketId, ApiError> {
@@ -48,11 +50,19 @@ struct BookParams {
 
 /// The top levels of a market's book, with the engine sequence they reflect.
 #[tracing::instrument(skip(s, _p))]
-async fn book(State(s): State<AppState>, _p: Principal, Path(market): Path<String>, Query(q): Query<BookParams>) -> Result<Json<Depth>, ApiError> {
+async fn book(
+    State(s): State<AppState>,
+    _p: Principal,
+    Path(market): Path<String>,
+    Query(q): Query<BookParams>,
+) -> Result<Json<Depth>, ApiError> {
     let id = known_market(&s, &market)?;
     let depth = q.depth.unwrap_or(20);
     if !(1..=500).contains(&depth) {
-        return Err(ApiError::BadRequest { code: "invalid_query", detail: "depth must be 1 to 500".into() });
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            detail: "depth must be 1 to 500".into(),
+        });
     }
     let book = s.host.read(move |c| c.engine.depth(&id, depth)).await?;
     book.map(Json).ok_or(ApiError::NotFound("market"))
@@ -74,12 +84,23 @@ struct Trades {
 
 /// A market's latest persisted trades, newest first.
 #[tracing::instrument(skip(s, _p))]
-async fn trades(State(s): State<AppState>, _p: Principal, Path(market): Path<String>, Query(q): Query<TradesParams>) -> Result<Json<Trades>, ApiError> {
+async fn trades(
+    State(s): State<AppState>,
+    _p: Principal,
+    Path(market): Path<String>,
+    Query(q): Query<TradesParams>,
+) -> Result<Json<Trades>, ApiError> {
     let id = known_market(&s, &market)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest { code: "invalid_query", detail: "limit must be 1 to 1000".into() });
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            detail: "limit must be 1 to 1000".into(),
+        });
     }
     let trades = read::trades(&s.db, id.as_str(), limit).await?;
-    Ok(Json(Trades { market: id.as_str().into(), trades }))
+    Ok(Json(Trades {
+        market: id.as_str().into(),
+        trades,
+    }))
 }

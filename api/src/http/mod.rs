@@ -58,4 +58,3 @@ pub fn router(state: AppState, auth: Arc<AuthConfig>, limiter: Arc<RateLimiter>)
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
 }
-

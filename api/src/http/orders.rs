@@ -37,7 +37,11 @@ async fn create_order(
     let accepted = s.host.submit(Command::Place(order)).await?;
     let view = OrderView::from_place(&accepted.events)
         .ok_or_else(|| anyhow!("an accepted place produced no OrderAccepted event"))?;
-    let status = if accepted.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if accepted.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((status, Json(view)))
 }
 
@@ -50,7 +54,10 @@ async fn cancel_order(
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
     let mut view = load_order(&s, &p, id).await?;
-    let cmd = Command::Cancel { account: p.account, order_id: OrderId(id) };
+    let cmd = Command::Cancel {
+        account: p.account,
+        order_id: OrderId(id),
+    };
     let accepted = s.host.submit(cmd).await.map_err(|e| match e {
         ApiError::Rejected(Reject::NotOrderOwner) => ApiError::NotFound("order"),
         other => other,
@@ -61,12 +68,23 @@ async fn cancel_order(
 
 /// One own order: the engine's live record while open, else the persisted one.
 #[tracing::instrument(skip(s), fields(account.id = p.account.0))]
-async fn get_order(State(s): State<AppState>, p: Principal, Path(id): Path<u64>) -> Result<Json<OrderView>, ApiError> {
+async fn get_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<u64>,
+) -> Result<Json<OrderView>, ApiError> {
     Ok(Json(load_order(&s, &p, id).await?))
 }
 
 async fn load_order(s: &AppState, p: &Principal, id: u64) -> Result<OrderView, ApiError> {
-    let live = s.host.read(move |c| c.engine.order(OrderId(id)).map(|o| (o, c.engine.last_seq()))).await?;
+    let live = s
+        .host
+        .read(move |c| {
+            c.engine
+                .order(OrderId(id))
+                .map(|o| (o, c.engine.last_seq()))
+        })
+        .await?;
     match live {
         Some((o, _)) if o.account != p.account => Err(ApiError::NotFound("order")),
         Some((o, seq)) => {
@@ -103,26 +121,47 @@ struct OrderPage {
 
 /// Own orders, newest first, or the one with a `client_order_id`.
 #[tracing::instrument(skip(s), fields(account.id = p.account.0))]
-async fn list_orders(State(s): State<AppState>, p: Principal, Query(q): Query<ListParams>) -> Result<Json<OrderPage>, ApiError> {
+async fn list_orders(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<ListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
     if let Some(coid) = q.client_order_id {
-        let orders = find_by_client_id(&s, &p, &coid).await?.into_iter().collect();
-        return Ok(Json(OrderPage { orders, next_before: None }));
+        let orders = find_by_client_id(&s, &p, &coid)
+            .await?
+            .into_iter()
+            .collect();
+        return Ok(Json(OrderPage {
+            orders,
+            next_before: None,
+        }));
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest { code: "invalid_query", detail: "limit must be 1 to 500".into() });
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            detail: "limit must be 1 to 500".into(),
+        });
     }
     let mut orders = read::orders(&s.db, p.account.0, q.before, limit).await?;
     overlay_live(&s, &mut orders).await?;
-    let next_before = (orders.len() == limit as usize).then(|| orders.last().map(|o| o.order_id)).flatten();
-    Ok(Json(OrderPage { orders, next_before }))
+    let next_before = (orders.len() == limit as usize)
+        .then(|| orders.last().map(|o| o.order_id))
+        .flatten();
+    Ok(Json(OrderPage {
+        orders,
+        next_before,
+    }))
 }
 
 /// Persisted rows may lag: where the engine still has the order open, its
 /// live filled and remaining quantities win.
 async fn overlay_live(s: &AppState, orders: &mut [OrderView]) -> Result<(), ApiError> {
     let ids: Vec<OrderId> = orders.iter().map(|o| OrderId(o.order_id)).collect();
-    let live = s.host.read(move |c| ids.iter().map(|id| c.engine.order(*id)).collect::<Vec<_>>()).await?;
+    let live = s
+        .host
+        .read(move |c| ids.iter().map(|id| c.engine.order(*id)).collect::<Vec<_>>())
+        .await?;
     for (view, rec) in orders.iter_mut().zip(live) {
         if let Some(rec) = rec {
             view.filled = rec.filled;
@@ -134,10 +173,24 @@ async fn overlay_live(s: &AppState, orders: &mut [OrderView]) -> Result<(), ApiE
     Ok(())
 }
 
-async fn find_by_client_id(s: &AppState, p: &Principal, coid: &str) -> Result<Option<OrderView>, ApiError> {
-    let parsed = ClientOrderId::parse(coid).map_err(|e| ApiError::BadRequest { code: "invalid_query", detail: e.to_string() })?;
+async fn find_by_client_id(
+    s: &AppState,
+    p: &Principal,
+    coid: &str,
+) -> Result<Option<OrderView>, ApiError> {
+    let parsed = ClientOrderId::parse(coid).map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.to_string(),
+    })?;
     let account = p.account;
-    let known = s.host.read(move |c| c.client_ids.get(account, parsed).map(|pl| pl.events.clone())).await?;
+    let known = s
+        .host
+        .read(move |c| {
+            c.client_ids
+                .get(account, parsed)
+                .map(|pl| pl.events.clone())
+        })
+        .await?;
     let id = match known.as_deref().and_then(OrderView::from_place) {
         Some(v) => Some(v.order_id),
         None => read::order_id_by_client_id(&s.db, p.account.0, coid).await?,
@@ -165,15 +218,27 @@ struct Trace {
 
 /// The order's settlement trail: owner or scope `audit`.
 #[tracing::instrument(skip(s), fields(account.id = p.account.0))]
-async fn trace_order(State(s): State<AppState>, p: Principal, Path(id): Path<u64>) -> Result<Json<Trace>, ApiError> {
+async fn trace_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<u64>,
+) -> Result<Json<Trace>, ApiError> {
     let traced = workers::records::trace(&s.db, id).await?;
-    let owner = traced.iter().any(|(w, _)| w.kind == "order" && w.account_id == p.account.0);
+    let owner = traced
+        .iter()
+        .any(|(w, _)| w.kind == "order" && w.account_id == p.account.0);
     if traced.is_empty() || !(owner || p.has(Scope::Audit)) {
         return Err(ApiError::NotFound("order"));
     }
     let workflows = traced
         .into_iter()
-        .map(|(workflow, step_attempts)| TracedWorkflow { workflow, step_attempts })
+        .map(|(workflow, step_attempts)| TracedWorkflow {
+            workflow,
+            step_attempts,
+        })
         .collect();
-    Ok(Json(Trace { order_id: id, workflows }))
+    Ok(Json(Trace {
+        order_id: id,
+        workflows,
+    }))
 }

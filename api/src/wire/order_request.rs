@@ -1,6 +1,9 @@
 //! `POST /v1/orders` body and its conversion into a [`NewOrder`].
 
-use pipeline::{AccountId, ClientOrderId, MarketId, NewOrder, OrderType, Price, Quantity, SelfTradePrevention, Side, TimeInForce};
+use pipeline::{
+    AccountId, ClientOrderId, MarketId, NewOrder, OrderType, Price, Quantity, SelfTradePrevention,
+    Side, TimeInForce,
+};
 use serde::Deserialize;
 
 use crate::error::ApiError;

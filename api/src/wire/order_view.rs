@@ -88,7 +88,11 @@ impl Fill {
 
 /// The open status of an order with `filled` so far.
 pub fn open_status(filled: Decimal) -> &'static str {
-    if filled.is_zero() { "open" } else { "partially_filled" }
+    if filled.is_zero() {
+        "open"
+    } else {
+        "partially_filled"
+    }
 }
 
 impl OrderView {
@@ -127,11 +131,18 @@ impl OrderView {
                     self.status = open_status(filled).into();
                     self.fills.push(Fill::of(id, t));
                 }
-                EventKind::OrderReplaced { order_id, quantity, .. } if *order_id == id => {
+                EventKind::OrderReplaced {
+                    order_id, quantity, ..
+                } if *order_id == id => {
                     self.remaining = quantity.value();
                     self.quantity = self.filled + quantity.value();
                 }
-                EventKind::OrderClosed { order_id, reason, filled, .. } if *order_id == id => {
+                EventKind::OrderClosed {
+                    order_id,
+                    reason,
+                    filled,
+                    ..
+                } if *order_id == id => {
                     self.filled = *filled;
                     self.remaining = Decimal::ZERO;
                     self.status = close_status(*reason).into();
@@ -158,4 +169,3 @@ impl OrderView {
         !matches!(self.status.as_str(), "open" | "partially_filled")
     }
 }
-

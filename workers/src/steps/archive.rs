@@ -136,7 +136,7 @@ async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
                 "select {} from ledger_entries where workflow_id = $1 order by posting, leg",
                 leg_cols.join(", ")
             ),
-            &[id.clone()],
+            std::slice::from_ref(&id),
         )
         .await?;
     let att_cols = [

@@ -59,7 +59,7 @@ pub fn trade_legs(t: &Trade, market: &Market, fee_account: u64) -> Vec<Leg> {
         posting: posting.clone(),
         leg: i,
         account,
-        asset: asset.clone(),
+        asset: *asset,
         amount,
         kind,
     };
@@ -107,7 +107,7 @@ pub fn legs(wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<
                     posting: p.clone(),
                     leg: 0,
                     account: account.0,
-                    asset: asset.clone(),
+                    asset: *asset,
                     amount: *amount,
                     kind: "deposit",
                 });
@@ -115,7 +115,7 @@ pub fn legs(wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<
                     posting: p,
                     leg: 1,
                     account: EXTERNAL_ACCOUNT,
-                    asset: asset.clone(),
+                    asset: *asset,
                     amount: -*amount,
                     kind: "deposit",
                 });
@@ -130,7 +130,7 @@ pub fn legs(wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<
                     posting: p.clone(),
                     leg: 0,
                     account: account.0,
-                    asset: asset.clone(),
+                    asset: *asset,
                     amount: -*amount,
                     kind: "withdrawal",
                 });
@@ -138,7 +138,7 @@ pub fn legs(wf: &WorkflowInput, markets: &[Market], fee_account: u64) -> Result<
                     posting: p,
                     leg: 1,
                     account: EXTERNAL_ACCOUNT,
-                    asset: asset.clone(),
+                    asset: *asset,
                     amount: *amount,
                     kind: "withdrawal",
                 });

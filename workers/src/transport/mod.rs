@@ -86,7 +86,16 @@ pub async fn run_workers(
 ) -> Result<()> {
     let (rt, tr) = (services.runtime.clone(), services.transport.clone());
     match &services.transport {
-        Transport::Db(q) => dbqueue::run_workers(rt, tr, q.clone(), async move { shutdown.cancelled().await }, grace).await,
+        Transport::Db(q) => {
+            dbqueue::run_workers(
+                rt,
+                tr,
+                q.clone(),
+                async move { shutdown.cancelled().await },
+                grace,
+            )
+            .await
+        }
         Transport::Sqs(q) => sqs::run_workers(rt, tr, q.clone(), shutdown, grace).await,
     }
 }

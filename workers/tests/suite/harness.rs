@@ -3,7 +3,10 @@
 //! engine and wait for conditions with a deadline.
 
 use anyhow::{Context, Result};
-use pipeline::{AccountId, Asset, Command, Engine, MarketId, NewOrder, OrderType, Price, Quantity, SelfTradePrevention, Side, TimeInForce};
+use pipeline::{
+    AccountId, Asset, Command, Engine, MarketId, NewOrder, OrderType, Price, Quantity,
+    SelfTradePrevention, Side, TimeInForce,
+};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -14,7 +17,8 @@ use workers::sinks::{ArchiveStore, EventSink};
 use workers::workflow::WorkflowInput;
 
 pub fn pg_admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn aws_endpoint() -> String {
@@ -53,12 +57,18 @@ async fn create_aws_resources(prefix: &str) -> Result<()> {
             .send()
             .await?
             .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
             .context("no DLQ arn")?;
         sqs.create_queue()
             .queue_name(format!("{prefix}-{step}.fifo"))
             .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "30",
+            )
             .attributes(
                 aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
                 format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"10"}}"#),
@@ -67,18 +77,36 @@ async fn create_aws_resources(prefix: &str) -> Result<()> {
             .await?;
     }
     let kinesis = aws_sdk_kinesis::Client::new(&conf);
-    kinesis.create_stream().stream_name(format!("{prefix}-events")).shard_count(1).send().await?;
+    kinesis
+        .create_stream()
+        .stream_name(format!("{prefix}-events"))
+        .shard_count(1)
+        .send()
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let d = kinesis.describe_stream_summary().stream_name(format!("{prefix}-events")).send().await?;
-        if d.stream_description_summary().map(|s| s.stream_status().as_str() == "ACTIVE").unwrap_or(false) {
+        let d = kinesis
+            .describe_stream_summary()
+            .stream_name(format!("{prefix}-events"))
+            .send()
+            .await?;
+        if d.stream_description_summary()
+            .map(|s| s.stream_status().as_str() == "ACTIVE")
+            .unwrap_or(false)
+        {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "stream never became active");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let s3conf = aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build();
-    aws_sdk_s3::Client::from_conf(s3conf).create_bucket().bucket(format!("{prefix}-archive")).send().await?;
+    let s3conf = aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3conf)
+        .create_bucket()
+        .bucket(format!("{prefix}-archive"))
+        .send()
+        .await?;
     Ok(())
 }
 
@@ -87,13 +115,22 @@ impl App {
         let dir = tempfile::tempdir()?;
         let unique = format!("t{}", uuid::Uuid::new_v4().simple());
         let database_url = match kind {
-            TransportKind::Sqlite => format!("sqlite://{}", dir.path().join("clearway.db").display()),
+            TransportKind::Sqlite => {
+                format!("sqlite://{}", dir.path().join("clearway.db").display())
+            }
             _ => {
-                let Db::Pg(admin) = Db::connect(&pg_admin_url(), 1).await? else { unreachable!("a postgres URL") };
+                let Db::Pg(admin) = Db::connect(&pg_admin_url(), 1).await? else {
+                    unreachable!("a postgres URL")
+                };
                 // `create database` cannot run inside a transaction.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {unique}"))).execute(&admin).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {unique}")))
+                    .execute(&admin)
+                    .await?;
                 let base = pg_admin_url();
-                let root = base.rsplit_once('/').map(|(r, _)| r.to_string()).unwrap_or(base);
+                let root = base
+                    .rsplit_once('/')
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or(base);
                 format!("{root}/{unique}")
             }
         };
@@ -113,7 +150,16 @@ impl App {
         };
         let services = config::connect(&settings, "test-worker").await?;
         let engine = Engine::new(config::engine_config());
-        Ok(App { kind, services, engine, stop: CancellationToken::new(), workers: None, _dir: dir, ts: 1_764_000_000_000_000, submitted: 0 })
+        Ok(App {
+            kind,
+            services,
+            engine,
+            stop: CancellationToken::new(),
+            workers: None,
+            _dir: dir,
+            ts: 1_764_000_000_000_000,
+            submitted: 0,
+        })
     }
 
     pub fn start_workers(&mut self) {
@@ -137,10 +183,16 @@ impl App {
         let mut wfs = vec![];
         for c in cmds {
             self.ts += 1_000;
-            let events = self.engine.apply(c.clone(), self.ts).map_err(|r| anyhow::anyhow!("rejected: {r}"))?;
+            let events = self
+                .engine
+                .apply(c.clone(), self.ts)
+                .map_err(|r| anyhow::anyhow!("rejected: {r}"))?;
             wfs.extend(WorkflowInput::new(c, self.ts, events));
         }
-        self.services.transport.commit_accepted(&self.services.db, &wfs).await?;
+        self.services
+            .transport
+            .commit_accepted(&self.services.db, &wfs)
+            .await?;
         self.submitted += wfs.len() as i64;
         Ok(wfs)
     }
@@ -153,11 +205,22 @@ impl App {
     pub async fn wait_for(&self, sql: &str, want: i64, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            let got = self.db().rows(sql, &[]).await?.first().map(|r| r.i64(0)).transpose()?.unwrap_or(0);
+            let got = self
+                .db()
+                .rows(sql, &[])
+                .await?
+                .first()
+                .map(|r| r.i64(0))
+                .transpose()?
+                .unwrap_or(0);
             if got == want {
                 return Ok(());
             }
-            anyhow::ensure!(Instant::now() < deadline, "timed out: `{sql}` is {got}, want {want} ({:?})", self.kind);
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "timed out: `{sql}` is {got}, want {want} ({:?})",
+                self.kind
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -165,7 +228,12 @@ impl App {
     /// Waits until every submitted workflow is completed (on SQS the rows
     /// themselves appear only when persist runs).
     pub async fn wait_all_completed(&self) -> Result<()> {
-        self.wait_for("select count(*) from workflows where state = 'completed'", self.submitted, Duration::from_secs(60)).await
+        self.wait_for(
+            "select count(*) from workflows where state = 'completed'",
+            self.submitted,
+            Duration::from_secs(60),
+        )
+        .await
     }
 
     pub async fn count(&self, sql: &str) -> Result<i64> {
@@ -193,7 +261,8 @@ impl App {
                     loop {
                         let out = c.get_records().shard_iterator(&it).send().await?;
                         for r in out.records() {
-                            let rec: workers::steps::publish::StreamRecord = serde_json::from_slice(r.data().as_ref())?;
+                            let rec: workers::steps::publish::StreamRecord =
+                                serde_json::from_slice(r.data().as_ref())?;
                             ids.push(rec.event_id);
                         }
                         match (out.records().is_empty(), out.next_shard_iterator) {
@@ -209,7 +278,13 @@ impl App {
 
     /// The archived objects' keys, with the checksums recorded for them.
     pub async fn archived(&self) -> Result<Vec<(String, String)>> {
-        let rows = self.db().rows("select object_key, sha256 from archive_objects order by workflow_id", &[]).await?;
+        let rows = self
+            .db()
+            .rows(
+                "select object_key, sha256 from archive_objects order by workflow_id",
+                &[],
+            )
+            .await?;
         rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
     }
 
@@ -229,7 +304,11 @@ pub fn dec(s: &str) -> Decimal {
 }
 
 pub fn deposit(account: u64, asset: &str, amount: &str) -> Command {
-    Command::Deposit { account: AccountId(account), asset: Asset::parse(asset).unwrap(), amount: dec(amount) }
+    Command::Deposit {
+        account: AccountId(account),
+        asset: Asset::parse(asset).unwrap(),
+        amount: dec(amount),
+    }
 }
 
 pub fn limit(account: u64, side: Side, price: &str, qty: &str) -> Command {
@@ -251,9 +330,20 @@ pub fn limit(account: u64, side: Side, price: &str, qty: &str) -> Command {
 /// resting sell and a crossing buy.
 pub async fn fund_and_trade(app: &mut App) -> Result<Vec<WorkflowInput>> {
     let mut wfs = app
-        .submit(vec![deposit(1001, "USD", "100000"), deposit(1002, "BTC", "10"), deposit(1001, "BTC", "1"), deposit(1002, "USD", "5000")])
+        .submit(vec![
+            deposit(1001, "USD", "100000"),
+            deposit(1002, "BTC", "10"),
+            deposit(1001, "BTC", "1"),
+            deposit(1002, "USD", "5000"),
+        ])
         .await?;
-    wfs.extend(app.submit(vec![limit(1002, Side::Sell, "30000.00", "0.5")]).await?);
-    wfs.extend(app.submit(vec![limit(1001, Side::Buy, "30100.00", "0.2")]).await?);
+    wfs.extend(
+        app.submit(vec![limit(1002, Side::Sell, "30000.00", "0.5")])
+            .await?,
+    );
+    wfs.extend(
+        app.submit(vec![limit(1001, Side::Buy, "30100.00", "0.2")])
+            .await?,
+    );
     Ok(wfs)
 }

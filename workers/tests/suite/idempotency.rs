@@ -8,7 +8,9 @@ use workers::config::TransportKind;
 use workers::runtime::StepJob;
 use workers::workflow::Step;
 
-async fn duplicate_deliveries_of_every_step_leave_one_effect(kind: TransportKind) -> anyhow::Result<()> {
+async fn duplicate_deliveries_of_every_step_leave_one_effect(
+    kind: TransportKind,
+) -> anyhow::Result<()> {
     let mut app = App::spawn(kind).await?;
     let wfs = fund_and_trade(&mut app).await?;
     app.start_workers();
@@ -17,7 +19,12 @@ async fn duplicate_deliveries_of_every_step_leave_one_effect(kind: TransportKind
         app.count("select count(*) from ledger_entries").await?,
         app.count("select count(*) from trades").await?,
         app.archived().await?,
-        app.db().rows("select account_id, asset, total from balances order by account_id, asset", &[]).await?,
+        app.db()
+            .rows(
+                "select account_id, asset, total from balances order by account_id, asset",
+                &[],
+            )
+            .await?,
     );
     let ids: Vec<u64> = wfs.iter().map(|w| w.id).collect();
     for step in Step::ALL {
@@ -26,18 +33,36 @@ async fn duplicate_deliveries_of_every_step_leave_one_effect(kind: TransportKind
         app.services.transport.enqueue(app.db(), &job, 0).await?;
     }
     let dupes = (ids.len() * Step::ALL.len()) as i64;
-    app.wait_for("select count(*) from workflow_attempts where outcome = 'duplicate'", dupes, Duration::from_secs(30)).await?;
+    app.wait_for(
+        "select count(*) from workflow_attempts where outcome = 'duplicate'",
+        dupes,
+        Duration::from_secs(30),
+    )
+    .await?;
 
     let after = (
         app.count("select count(*) from ledger_entries").await?,
         app.count("select count(*) from trades").await?,
         app.archived().await?,
-        app.db().rows("select account_id, asset, total from balances order by account_id, asset", &[]).await?,
+        app.db()
+            .rows(
+                "select account_id, asset, total from balances order by account_id, asset",
+                &[],
+            )
+            .await?,
     );
     assert_eq!(before, after);
     let stream = app.stream_event_ids().await?;
-    assert_eq!(stream.len(), stream.iter().collect::<HashSet<_>>().len(), "one event id on the stream");
-    assert_eq!(app.count("select count(*) from workflows where state <> 'completed'").await?, 0);
+    assert_eq!(
+        stream.len(),
+        stream.iter().collect::<HashSet<_>>().len(),
+        "one event id on the stream"
+    );
+    assert_eq!(
+        app.count("select count(*) from workflows where state <> 'completed'")
+            .await?,
+        0
+    );
     app.stop_workers().await
 }
 per_transport!(duplicate_deliveries_of_every_step_leave_one_effect);
@@ -66,9 +91,15 @@ async fn each_step_effect_run_twice_lands_once(kind: TransportKind) -> anyhow::R
     let before = snapshot(&app).await?;
     for wf in &wfs {
         let mut tx = app.db().begin().await?;
-        workers::steps::persist::run(&mut tx, wf).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        workers::steps::settle::run(&mut tx, wf, &env.markets, env.fee_account).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        workers::steps::archive::run(&mut tx, &env.archive, wf).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        workers::steps::persist::run(&mut tx, wf)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        workers::steps::settle::run(&mut tx, wf, &env.markets, env.fee_account)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        workers::steps::archive::run(&mut tx, &env.archive, wf)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         tx.commit().await?;
     }
     assert_eq!(before, snapshot(&app).await?);

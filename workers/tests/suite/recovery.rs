@@ -5,10 +5,13 @@ use super::harness::*;
 use workers::config::{self, TransportKind};
 use workers::db::Arg;
 
-async fn the_engine_rebuilt_from_the_journal_equals_the_live_one(kind: TransportKind) -> anyhow::Result<()> {
+async fn the_engine_rebuilt_from_the_journal_equals_the_live_one(
+    kind: TransportKind,
+) -> anyhow::Result<()> {
     let mut app = App::spawn(kind).await?;
     fund_and_trade(&mut app).await?;
-    app.submit(vec![limit(1001, pipeline::Side::Buy, "29000.00", "0.3")]).await?;
+    app.submit(vec![limit(1001, pipeline::Side::Buy, "29000.00", "0.3")])
+        .await?;
     if kind == TransportKind::Sqs {
         // On SQS the journal rows are written by the persist step: drain first.
         app.start_workers();
@@ -31,11 +34,23 @@ async fn an_altered_journal_stops_recovery(kind: TransportKind) -> anyhow::Resul
         app.stop_workers().await?;
     }
     let id = wfs[0].id as i64;
-    let input = app.db().rows("select input from workflows where id = $1", &[Arg::I64(id)]).await?[0].text(0)?;
+    let input = app
+        .db()
+        .rows("select input from workflows where id = $1", &[Arg::I64(id)])
+        .await?[0]
+        .text(0)?;
     let forged = input.replacen("\"100\"", "\"1000000\"", 1);
     assert_ne!(input, forged, "the amount is in the journal");
-    app.db().exec("update workflows set input = $1 where id = $2", &[Arg::Text(forged), Arg::I64(id)]).await?;
-    let err = workers::recovery::rebuild(app.db(), config::engine_config()).await.err().expect("recovery refuses");
+    app.db()
+        .exec(
+            "update workflows set input = $1 where id = $2",
+            &[Arg::Text(forged), Arg::I64(id)],
+        )
+        .await?;
+    let err = workers::recovery::rebuild(app.db(), config::engine_config())
+        .await
+        .err()
+        .expect("recovery refuses");
     assert!(format!("{err:#}").contains("inconsistent"), "{err:#}");
     Ok(())
 }

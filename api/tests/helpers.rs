@@ -1,0 +1,181 @@
+//! `spawn_app`: the real router on 127.0.0.1:0 with a fresh SQLite data dir,
+//! the engine host and the workers in-process, demo accounts funded.
+
+use std::time::Duration;
+
+use api::app::{IntakeConfig, run};
+use api::auth::{AuthConfig, Claims, dev_claims, mint_hs256};
+use api::ratelimit::RateConfig;
+use reqwest::{Client, RequestBuilder, Response};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use workers::config::{Settings, TransportKind, connect};
+use workers::db::Db;
+
+pub const SECRET: &[u8] = b"test-secret-not-for-production";
+pub const SELLER: u64 = 1001;
+pub const BUYER: u64 = 1002;
+/// An account with no funds.
+pub const PAUPER: u64 = 4242;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub db: Db,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(RateConfig::default()).await
+}
+
+pub async fn spawn_app_with(rate: RateConfig) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // Start from the environment's settings so fields added later keep their defaults.
+    let mut settings = Settings::from_env().expect("settings");
+    settings.transport = TransportKind::Sqlite;
+    settings.data_dir = dir.path().to_path_buf();
+    settings.database_url = format!("sqlite://{}", dir.path().join("clearway.db").display());
+    settings.kinesis = false;
+    settings.s3 = false;
+    let services = connect(&settings, "test").await.expect("services");
+    let auth = AuthConfig {
+        issuer: api::auth::DEFAULT_ISSUER.into(),
+        audience: api::auth::DEFAULT_AUDIENCE.into(),
+        hs256_secret: Some(SECRET.to_vec()),
+        jwks: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("an address"));
+    let shutdown = CancellationToken::new();
+    let db = services.db.clone();
+    tokio::spawn(run(
+        listener,
+        services,
+        IntakeConfig { auth, rate },
+        true,
+        true,
+        shutdown.clone(),
+    ));
+    let app = TestApp {
+        base,
+        client: Client::new(),
+        db,
+        shutdown,
+        _dir: dir,
+    };
+    app.wait_until("the intake is ready", || async {
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    app
+}
+
+pub fn claims(account: u64, scopes: &[&str]) -> Claims {
+    dev_claims(
+        account,
+        scopes,
+        3600,
+        api::auth::DEFAULT_ISSUER,
+        api::auth::DEFAULT_AUDIENCE,
+    )
+}
+
+pub fn token(account: u64, scopes: &[&str]) -> String {
+    mint_hs256(SECRET, &claims(account, scopes)).expect("a token")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, account: u64, path: &str) -> RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token(account, &["trade"]))
+    }
+
+    pub fn post(&self, account: u64, path: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token(account, &["trade"]))
+            .json(body)
+    }
+
+    pub async fn place(&self, account: u64, body: Value) -> Response {
+        self.post(account, "/v1/orders", &body)
+            .send()
+            .await
+            .expect("a response")
+    }
+
+    pub async fn workflow_count(&self) -> i64 {
+        self.db
+            .rows("select count(*) from workflows", &[])
+            .await
+            .expect("a count")[0]
+            .i64(0)
+            .expect("an integer")
+    }
+
+    /// Polls `cond` every 50 ms until it holds; panics after 30 s.
+    pub async fn wait_until<F, Fut>(&self, what: &str, cond: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !cond().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn limit_sell(price: &str, quantity: &str) -> Value {
+    json!({"market": "BTC-USD", "side": "sell", "type": "limit", "price": price, "quantity": quantity, "time_in_force": "gtc"})
+}
+
+pub fn limit_buy(price: &str, quantity: &str) -> Value {
+    json!({"market": "BTC-USD", "side": "buy", "type": "limit", "price": price, "quantity": quantity, "time_in_force": "gtc"})
+}
+
+/// Asserts a problem+json answer with `status` and `code`.
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status);
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(ctype, "application/problem+json");
+    let body: Value = res.json().await.expect("a JSON problem");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    body
+}
+
+pub fn dec(v: &Value) -> rust_decimal::Decimal {
+    v.as_str()
+        .expect("a decimal string")
+        .parse()
+        .expect("a decimal")
+}

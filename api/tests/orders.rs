@@ -1,0 +1,223 @@
+use crate::helpers::*;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+async fn all_workflows_completed(app: &TestApp, account: u64, order_id: u64) -> bool {
+    let res = app
+        .get(account, &format!("/v1/orders/{order_id}/trace"))
+        .send()
+        .await
+        .expect("a response");
+    if res.status() != 200 {
+        return false;
+    }
+    let trace: Value = res.json().await.expect("a trace");
+    let wfs = trace["workflows"].as_array().cloned().unwrap_or_default();
+    !wfs.is_empty() && wfs.iter().all(|w| w["state"] == "completed")
+}
+
+#[tokio::test]
+async fn a_crossing_limit_order_fills_at_the_resting_price_and_both_workflows_complete() {
+    let app = spawn_app().await;
+    let maker = app.place(SELLER, limit_sell("50000", "0.5")).await;
+    assert_eq!(maker.status(), 202);
+    let maker: Value = maker.json().await.unwrap();
+    assert_eq!(maker["status"], "open");
+
+    let taker = app.place(BUYER, limit_buy("50100", "0.2")).await;
+    assert_eq!(taker.status(), 202);
+    let taker: Value = taker.json().await.unwrap();
+    assert_eq!(taker["status"], "filled");
+    assert_eq!(dec(&taker["filled"]), Decimal::new(2, 1));
+    let fills = taker["fills"].as_array().unwrap();
+    assert_eq!(fills.len(), 1);
+    assert_eq!(dec(&fills[0]["price"]), Decimal::from(50_000));
+    assert_eq!(fills[0]["liquidity"], "taker");
+    assert_eq!(
+        taker["links"]["trace"],
+        format!("/v1/orders/{}/trace", taker["order_id"])
+    );
+
+    let (maker_id, taker_id) = (
+        maker["order_id"].as_u64().unwrap(),
+        taker["order_id"].as_u64().unwrap(),
+    );
+    app.wait_until("both workflows complete", || async {
+        all_workflows_completed(&app, SELLER, maker_id).await
+            && all_workflows_completed(&app, BUYER, taker_id).await
+    })
+    .await;
+
+    let resting: Value = app
+        .get(SELLER, &format!("/v1/orders/{maker_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resting["status"], "partially_filled");
+    assert_eq!(dec(&resting["remaining"]), Decimal::new(3, 1));
+    let book: Value = app
+        .get(BUYER, "/v1/markets/BTC-USD/book?depth=5")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dec(&book["asks"][0]["quantity"]), Decimal::new(3, 1));
+}
+
+#[tokio::test]
+async fn insufficient_funds_is_a_422_and_enqueues_nothing() {
+    let app = spawn_app().await;
+    let before = app.workflow_count().await;
+    let res = app.place(PAUPER, limit_buy("50000", "1")).await;
+    assert_problem(res, 422, "insufficient_funds").await;
+    assert_eq!(app.workflow_count().await, before);
+}
+
+#[tokio::test]
+async fn another_accounts_order_is_not_found() {
+    let app = spawn_app().await;
+    let placed: Value = app
+        .place(SELLER, limit_sell("60000", "0.1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/orders/{}", placed["order_id"]);
+    assert_problem(
+        app.get(BUYER, &path).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let cancel = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(token(BUYER, &["trade"]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(cancel, 404, "not_found").await;
+    assert_problem(
+        app.get(BUYER, &format!("{path}/trace"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(app.get(SELLER, &path).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_order_id_retry_returns_the_same_order_and_a_conflicting_reuse_is_409() {
+    let app = spawn_app().await;
+    let mut body = limit_sell("70000", "0.1");
+    body["client_order_id"] = json!("retry-1");
+    let first = app.place(SELLER, body.clone()).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let count = app.workflow_count().await;
+
+    let again = app.place(SELLER, body.clone()).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["order_id"], first["order_id"]);
+    assert_eq!(app.workflow_count().await, count);
+
+    body["price"] = json!("70001");
+    assert_problem(
+        app.place(SELLER, body).await,
+        409,
+        "client_order_id_conflict",
+    )
+    .await;
+
+    let found: Value = app
+        .get(SELLER, "/v1/orders?client_order_id=retry-1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["orders"][0]["order_id"], first["order_id"]);
+    let other: Value = app
+        .get(BUYER, "/v1/orders?client_order_id=retry-1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["orders"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_cancel_releases_the_hold_and_answers_cancelled() {
+    let app = spawn_app().await;
+    let placed: Value = app
+        .place(BUYER, limit_buy("100", "1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/orders/{}", placed["order_id"]);
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(token(BUYER, &["trade"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let cancelled: Value = res.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    let balances: Value = app
+        .get(BUYER, "/v1/balances")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dec(&balances["balances"]["USD"]["held"]), Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn a_deposit_needs_the_operate_scope() {
+    let app = spawn_app().await;
+    let body = json!({"account_id": PAUPER, "asset": "USD", "amount": "250.5"});
+    let res = app
+        .post(PAUPER, "/v1/deposits", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    let res = app
+        .client
+        .post(app.url("/v1/deposits"))
+        .bearer_auth(token(1, &["operate"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let balances: Value = app
+        .get(PAUPER, "/v1/balances")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dec(&balances["balances"]["USD"]["available"]),
+        Decimal::new(2505, 1)
+    );
+}

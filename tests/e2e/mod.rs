@@ -1,0 +1,5 @@
+//! Tests that drive the `clearway` binary (modules live in this folder so
+//! Cargo builds one test binary).
+
+mod support;
+mod up;

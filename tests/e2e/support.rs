@@ -1,0 +1,129 @@
+//! Starting the real binary in a temp data dir and talking to it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clearway");
+
+/// A running `clearway up`; killed on drop if still running.
+pub struct Running {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `clearway` with a clean environment pointing at `dir`.
+pub fn clearway(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "CLEARWAY_TRANSPORT",
+        "CLEARWAY_DATABASE_URL",
+        "CLEARWAY_EVENTS",
+        "CLEARWAY_ARCHIVE",
+        "CLEARWAY_DEV_HS256_SECRET",
+        "CLEARWAY_JWKS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("CLEARWAY_DATA_DIR", dir.join("data"));
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `clearway up` on a free port and waits for `/readyz`.
+pub async fn start_up() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+    let child = clearway(dir.path())
+        .args(["up", "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("clearway starts");
+    let mut running = Running {
+        child,
+        base: format!("http://{addr}"),
+        dir,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = client.get(format!("{}/readyz", running.base)).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return running;
+        }
+        if let Some(status) = running.child.try_wait().unwrap() {
+            panic!("clearway up exited with {status}: {}", running.log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clearway up never became ready: {}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Running {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default()
+    }
+
+    /// `clearway token` against the same data dir: its last stdout line.
+    pub fn token(&self, account: u64) -> String {
+        let out = clearway(self.dir.path())
+            .args(["token", "--account", &account.to_string()])
+            .output()
+            .expect("clearway token runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .expect("a token line")
+            .trim()
+            .to_string()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clearway up did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

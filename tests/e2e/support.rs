@@ -9,6 +9,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_clearway");
 pub struct Running {
     pub child: Child,
     pub base: String,
+    /// The temp dir holding the data dir and the log; kept across restarts.
     pub dir: tempfile::TempDir,
 }
 
@@ -46,9 +47,17 @@ fn free_port() -> u16 {
 
 /// Starts `clearway up` on a free port and waits for `/readyz`.
 pub async fn start_up() -> Running {
-    let dir = tempfile::tempdir().unwrap();
+    start_up_in(tempfile::tempdir().unwrap()).await
+}
+
+/// Starts `clearway up` on a free port over an existing data dir (a restart).
+pub async fn start_up_in(dir: tempfile::TempDir) -> Running {
     let addr = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("up.log"))
+        .unwrap();
     let child = clearway(dir.path())
         .args(["up", "--listen", &addr])
         .stdout(Stdio::null())
@@ -102,6 +111,22 @@ impl Running {
             .expect("a token line")
             .trim()
             .to_string()
+    }
+
+    /// SIGKILL: no shutdown code runs. Returns the data dir for a restart.
+    pub fn sigkill(mut self) -> tempfile::TempDir {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// The SQLite database of the data dir (read-only checks).
+    pub fn database_url(&self) -> String {
+        format!(
+            "sqlite://{}?mode=ro",
+            self.dir.path().join("data/clearway.db").display()
+        )
     }
 
     /// Sends SIGTERM and waits for a clean exit.

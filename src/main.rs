@@ -1,5 +1,7 @@
 //! `clearway`: the intake, the workers, dev tokens and operator views.
 
+mod demo;
+
 use anyhow::{Context, Result};
 use api::app::{IntakeConfig, run};
 use api::auth::{AuthConfig, dev_claims, mint_hs256};
@@ -50,6 +52,23 @@ enum Cmd {
     /// Operator views.
     #[command(subcommand)]
     Ops(Ops),
+    /// Starts everything in-process, drives an open-loop flow of orders from
+    /// many accounts over HTTP, then prints throughput, latency percentiles
+    /// and how many workflows completed. Also the intake benchmark.
+    Demo {
+        /// Orders per second.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Funded accounts.
+        #[arg(long, default_value_t = 200)]
+        accounts: u64,
+        /// HTTP keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +89,15 @@ enum Ops {
     Trace {
         /// The order id.
         order_id: u64,
+    },
+    /// Re-enqueues a dead or stuck workflow from its current step, or from
+    /// `--step` (persist, settle, publish, archive).
+    Replay {
+        /// The workflow id (as `ops workflows` lists it).
+        workflow_id: u64,
+        /// The step to start from.
+        #[arg(long)]
+        step: Option<String>,
     },
 }
 
@@ -94,6 +122,20 @@ async fn main() -> Result<()> {
             ttl_secs,
         } => token(&settings, account, &scope, ttl_secs).await,
         Cmd::Ops(ops) => self::ops(&settings, ops).await,
+        Cmd::Demo {
+            rate,
+            seconds,
+            accounts,
+            connections,
+        } => {
+            let args = demo::DemoArgs {
+                rate,
+                seconds,
+                accounts,
+                connections,
+            };
+            demo::run(settings, args).await
+        }
     }
 }
 
@@ -157,6 +199,18 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
 }
 
 async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
+    if let Ops::Replay { workflow_id, step } = ops {
+        let step = match step.as_deref() {
+            Some(s) => Some(
+                workers::workflow::Step::parse(s)
+                    .with_context(|| format!("unknown step {s:?}: use persist, settle, publish or archive"))?,
+            ),
+            None => None,
+        };
+        let services = connect(settings, "clearway-ops").await?;
+        print!("{}", workers::ops::replay(&services, workflow_id, step).await?);
+        return Ok(());
+    }
     let db = workers::db::Db::connect(&settings.database_url, 2).await?;
     let text = match ops {
         Ops::Workflows {
@@ -165,6 +219,7 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
             limit,
         } => workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?,
         Ops::Trace { order_id } => workers::ops::trace(&db, order_id).await?,
+        Ops::Replay { .. } => unreachable!("handled above"),
     };
     print!("{text}");
     Ok(())

@@ -1,4 +1,5 @@
 //! Assembling and running the intake: the engine host, the router, the
+//! streams (market-data feed, Redis link, workflow progress poller), the
 //! listener with graceful shutdown, and (for `clearway up`) the workers.
 
 use anyhow::{Context, Result};
@@ -16,6 +17,8 @@ use crate::host::EngineHandle;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateConfig, RateLimiter};
+use crate::stream::redis::RedisLink;
+use crate::stream::{Hub, StreamConfig, feed, progress};
 
 /// How long workers get to finish steps in flight on shutdown.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -29,31 +32,82 @@ pub struct IntakeConfig {
     pub rate: RateConfig,
 }
 
-/// A built intake: the router and the engine task behind it.
+/// A built intake: the router and the tasks behind it.
 #[derive(Debug)]
 pub struct Intake {
     /// Serve this.
     pub router: Router,
     /// The engine task's handle.
     pub host: EngineHandle,
+    /// Cancel to stop the stream tasks (feed, Redis, progress poller).
+    pub streams: CancellationToken,
 }
 
-/// Starts the engine host (it recovers in the background) and builds the router.
+/// [`intake_with`] the streams configured by the environment
+/// ([`StreamConfig::from_env`]: `CLEARWAY_REDIS_URL` or `REDIS_URL`). A
+/// malformed Redis URL is logged and streaming stays in-process; use
+/// [`intake_with`] to get it as an error instead.
 pub fn intake(services: &Services, config: IntakeConfig) -> Intake {
+    let streams = StreamConfig::from_env();
+    let fallback = config.clone();
+    intake_with(services, config, streams).unwrap_or_else(|e| {
+        tracing::error!(error = %format!("{e:#}"), "Redis disabled");
+        let without = StreamConfig {
+            redis_url: None,
+            ..StreamConfig::from_env()
+        };
+        intake_with(services, fallback, without).expect("no Redis URL, nothing to parse")
+    })
+}
+
+/// Starts the engine host (it recovers in the background) and the stream
+/// tasks, and builds the router. Fails only on a malformed Redis URL.
+pub fn intake_with(
+    services: &Services,
+    config: IntakeConfig,
+    streams: StreamConfig,
+) -> Result<Intake> {
     let metrics = Arc::new(Metrics::default());
+    let stop = CancellationToken::new();
+    let hub = Arc::new(Hub::default());
+    let redis = match &streams.redis_url {
+        Some(url) => Some(RedisLink::start(
+            url,
+            hub.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )?),
+        None => None,
+    };
+    // Only once nothing can fail: an engine host is the single writer.
     let (host, _task) = EngineHandle::spawn(services, metrics.clone());
+    tokio::spawn(feed::run(
+        host.clone(),
+        hub.clone(),
+        redis.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(progress::run(
+        services.db.clone(),
+        hub.clone(),
+        streams.progress_every,
+        stop.clone(),
+    ));
     let state = AppState {
         host: host.clone(),
         db: services.db.clone(),
         metrics,
         markets: Arc::new(default_markets()),
+        auth: Arc::new(config.auth),
+        hub,
+        redis,
     };
-    let router = router(
-        state,
-        Arc::new(config.auth),
-        Arc::new(RateLimiter::new(config.rate)),
-    );
-    Intake { router, host }
+    let router = router(state, Arc::new(RateLimiter::new(config.rate)));
+    Ok(Intake {
+        router,
+        host,
+        streams: stop,
+    })
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops
@@ -107,7 +161,8 @@ pub async fn seed_demo_funds(host: &EngineHandle, db: &workers::db::Db) -> Resul
     Ok(true)
 }
 
-/// Runs the intake (and the workers when `with_workers`) until `shutdown`.
+/// Runs the intake (and the workers when `with_workers`) until `shutdown`,
+/// with the streams configured by the environment.
 pub async fn run(
     listener: TcpListener,
     services: Services,
@@ -116,7 +171,35 @@ pub async fn run(
     seed: bool,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let Intake { router, host } = intake(&services, config);
+    let streams = StreamConfig::from_env();
+    run_with(
+        listener,
+        services,
+        config,
+        streams,
+        with_workers,
+        seed,
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] with explicit stream settings.
+pub async fn run_with(
+    listener: TcpListener,
+    services: Services,
+    config: IntakeConfig,
+    streams: StreamConfig,
+    with_workers: bool,
+    seed: bool,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let Intake {
+        router,
+        host,
+        streams,
+    } = intake_with(&services, config, streams)?;
+    let _stop_streams = streams.drop_guard();
     let workers = with_workers.then(|| {
         let (services, token) = (services.clone(), shutdown.clone());
         tokio::spawn(async move { workers::transport::run_workers(&services, token, GRACE).await })

@@ -5,7 +5,10 @@
 //! - [`app`]: building the intake and running it (`clearway up` / `serve`);
 //! - [`host`]: the engine host — one task owns the engine, batches commands,
 //!   group-commits them to the transport, and only then replies;
-//! - [`http`]: the routers (`orders`, `markets`, `funds`, `health`) merged in one place;
+//! - [`http`]: the route lists (`orders`, `markets`, `funds`, `ws`, `openapi`,
+//!   `health`) merged in one place; the OpenAPI document;
+//! - [`stream`]: WebSocket market data and order updates, Redis fan-out and
+//!   book cache, workflow progress;
 //! - [`wire`]: request and response bodies, `TryFrom<…> for NewOrder`;
 //! - [`read`]: SQL reads of persisted orders and trades;
 //! - [`auth`]: JWT bearer authentication and scopes; [`dev`]: the dev HS256 secret;
@@ -24,6 +27,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod read;
+pub mod stream;
 pub mod wire;
 
 pub use error::ApiError;

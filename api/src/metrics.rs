@@ -1,5 +1,6 @@
 //! Prometheus text metrics, kept by hand in atomics and one small map:
-//! request counts by route and status, and the engine's batch commits.
+//! request counts by route and status, the engine's batch commits, the
+//! WebSocket clients connected and Redis publish failures.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Every counter the intake exports.
 #[derive(Debug, Default)]
@@ -25,6 +26,10 @@ pub struct Metrics {
     pub rejects: AtomicU64,
     /// Successful engine rebuilds from the journal.
     pub rebuilds: AtomicU64,
+    /// WebSocket clients connected now (a gauge).
+    pub ws_clients: AtomicI64,
+    /// Messages (publishes and book snapshots) that did not reach Redis.
+    pub redis_publish_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -62,6 +67,10 @@ impl Metrics {
             ),
             ("clearway_engine_rejects_total", &self.rejects),
             ("clearway_engine_rebuilds_total", &self.rebuilds),
+            (
+                "clearway_redis_publish_failures_total",
+                &self.redis_publish_failures,
+            ),
         ];
         for (name, v) in counters {
             let _ = writeln!(
@@ -70,6 +79,11 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# TYPE clearway_ws_clients gauge\nclearway_ws_clients {}",
+            self.ws_clients.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use api::app::{IntakeConfig, run};
+use api::app::{IntakeConfig, run_with};
 use api::auth::{AuthConfig, Claims, dev_claims, mint_hs256};
 use api::ratelimit::RateConfig;
+use api::stream::StreamConfig;
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,19 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(rate: RateConfig) -> TestApp {
+    spawn_app_full(rate, StreamConfig::default()).await
+}
+
+/// An app whose streams use `redis_url`.
+pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
+    let streams = StreamConfig {
+        redis_url: Some(redis_url.into()),
+        ..StreamConfig::default()
+    };
+    spawn_app_full(RateConfig::default(), streams).await
+}
+
+pub async fn spawn_app_full(rate: RateConfig, streams: StreamConfig) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
     // Start from the environment's settings so fields added later keep their defaults.
     let mut settings = Settings::from_env().expect("settings");
@@ -58,10 +72,11 @@ pub async fn spawn_app_with(rate: RateConfig) -> TestApp {
     let base = format!("http://{}", listener.local_addr().expect("an address"));
     let shutdown = CancellationToken::new();
     let db = services.db.clone();
-    tokio::spawn(run(
+    tokio::spawn(run_with(
         listener,
         services,
         IntakeConfig { auth, rate },
+        streams,
         true,
         true,
         shutdown.clone(),
@@ -178,4 +193,76 @@ pub fn dec(v: &Value) -> rust_decimal::Decimal {
         .expect("a decimal string")
         .parse()
         .expect("a decimal")
+}
+
+/// A WebSocket client of `/v1/ws`.
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl TestApp {
+    /// Connects to `/v1/ws` as `account` (bearer header) and subscribes to `channels`.
+    pub async fn ws(&self, account: u64, channels: &[&str]) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = self.base.replacen("http://", "ws://", 1) + "/v1/ws";
+        let mut req = url.into_client_request().expect("a request");
+        let bearer = format!("Bearer {}", token(account, &["trade"]));
+        req.headers_mut()
+            .insert("authorization", bearer.parse().expect("a header"));
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("a WebSocket");
+        let mut ws = WsClient { stream };
+        ws.send(json!({"op": "subscribe", "channels": channels}))
+            .await;
+        let ack = ws.next().await.expect("an answer to subscribe");
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        ws
+    }
+}
+
+impl WsClient {
+    /// Sends a JSON message.
+    pub async fn send(&mut self, v: Value) {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("a sent frame");
+    }
+
+    /// The next JSON message, or `None` after 10 s of silence.
+    pub async fn next(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .ok()??
+                .expect("a frame");
+            if let Message::Text(t) = frame {
+                return Some(serde_json::from_str(t.as_str()).expect("JSON"));
+            }
+        }
+    }
+
+    /// Reads messages until `done` holds for what was read so far; panics
+    /// after 30 s.
+    pub async fn read_until(&mut self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while !done(&seen) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until {what}; saw {seen:#?}"
+            );
+            if let Some(m) = self.next().await {
+                seen.push(m);
+            }
+        }
+        seen
+    }
 }

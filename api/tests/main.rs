@@ -1,7 +1,10 @@
 //! The intake's integration tests: one binary, a fresh data dir and engine per test.
 
 mod auth;
+mod fanout;
 mod helpers;
+mod openapi;
 mod orders;
+mod stream;
 mod throttling;
 mod validation;

@@ -5,6 +5,8 @@
 //! drivers bind them by number). Values cross the boundary as [`Arg`] and come
 //! back as [`Row`]s of [`Val`]: decimals are bound natively on PostgreSQL
 //! (NUMERIC) and as text on SQLite, and read back as exact decimals on both.
+//! Many rows go in one statement through [`Tx::exec_values`] and
+//! [`Tx::rows_values`] (`batch`).
 
 use anyhow::{Context, Result, bail};
 use rust_decimal::Decimal;
@@ -13,6 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Column, Postgres, Row as _, Sqlite, TypeInfo, ValueRef};
 use std::str::FromStr;
 use std::time::Duration;
+
+mod batch;
+pub use batch::values_list;
 
 /// A connection pool to Clearway's database.
 #[derive(Clone, Debug)]
@@ -317,6 +322,16 @@ impl Tx {
     /// Whether this transaction is on PostgreSQL.
     pub fn is_pg(&self) -> bool {
         matches!(self, Tx::Pg(_))
+    }
+
+    /// Rolls back now (dropping a transaction only queues the rollback for
+    /// the connection's next use, and its locks are held until then).
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Pg(tx) => tx.rollback().await,
+            Tx::Lite(tx) => tx.rollback().await,
+        }
+        .context("Failed to roll back")
     }
 
     /// Commits.

@@ -3,7 +3,7 @@
 use crate::db::Db;
 use crate::records;
 use crate::runtime::now_us;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::fmt::Write;
 
 fn ts(us: i64) -> String {
@@ -89,4 +89,44 @@ pub async fn trace(db: &Db, order_id: u64) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// Re-enqueues one workflow from `step` (default: the step it stands at) —
+/// the operator's redrive of a dead or stuck workflow. The workflow goes
+/// back to `pending` at that step; idempotency makes re-running a step that
+/// already took effect a no-op. The replay gets one fresh attempt: if it
+/// fails again the workflow is dead again, with the new error.
+pub async fn replay(
+    services: &crate::config::Services,
+    workflow_id: u64,
+    step: Option<crate::workflow::Step>,
+) -> Result<String> {
+    use crate::db::Arg;
+    use crate::workflow::Step;
+    let db = &services.db;
+    let rows = db
+        .rows(
+            "select state, step, kind from workflows where id = $1",
+            &[Arg::I64(workflow_id as i64)],
+        )
+        .await?;
+    let row = rows
+        .first()
+        .with_context(|| format!("no workflow {workflow_id}"))?;
+    let (state, current) = (row.text(0)?, row.text(1)?);
+    let step = match step {
+        Some(s) => s,
+        None => Step::parse(&current).context("the workflow's step is unknown")?,
+    };
+    db.exec(
+        "update workflows set state = 'pending', step = $2, last_error = null, updated_at = $3, lease_until = null where id = $1",
+        &[Arg::I64(workflow_id as i64), Arg::Text(step.as_str().into()), Arg::I64(now_us())],
+    )
+    .await?;
+    let mut job = crate::runtime::StepJob::new(step, vec![workflow_id]);
+    job.replay = Some(now_us().to_string());
+    services.transport.enqueue(db, &job, 0).await?;
+    Ok(format!(
+        "workflow {workflow_id}: {state} at {current} -> pending at {step}, enqueued\n"
+    ))
 }

@@ -5,9 +5,15 @@
 //! A batch runs its effect once (one transaction, one PutRecords); if it
 //! fails, it is split into jobs of one so a single bad workflow cannot hold
 //! back the others, and each of those follows the retry policy alone.
+//!
+//! Every statement covers the whole batch (one multi-row insert of attempt
+//! rows, one update of states). Steps whose effect is only in the database
+//! (persist, settle) run in one transaction: load, effect, attempts, states
+//! and hand-off. Steps with an outside effect (publish, archive) first mark
+//! their workflows `running` with a lease, in one statement and commit.
 
-use crate::db::Db;
-use crate::records::{self, Attempt, Loaded};
+use crate::db::{Db, Tx};
+use crate::records::{self, Loaded, StateChange};
 use crate::sinks::{ArchiveStore, EventSink};
 use crate::steps::{self, StepError};
 use crate::workflow::{Step, WorkflowInput, WorkflowState};
@@ -16,6 +22,10 @@ use pipeline::Market;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod failure;
+
+use failure::attempt_row;
 
 /// One message on a step queue.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -128,9 +138,19 @@ pub struct Runtime {
 impl Runtime {
     /// Runs `job`'s step for its workflows and says what to do with the message.
     pub async fn execute<H: Handoff + Sync>(&self, job: &StepJob, handoff: &H) -> Outcome {
-        match self.try_execute(job, handoff).await {
+        let mut open = None;
+        match self.try_execute(job, handoff, &mut open).await {
             Ok(o) => o,
-            Err(e) => self.fail(job, e).await,
+            Err(e) => {
+                // Release the failed transaction's locks before recording the
+                // failure (which needs them).
+                if let Some(tx) = open.take()
+                    && let Err(r) = tx.rollback().await
+                {
+                    tracing::warn!(error = %format!("{r:#}"), "rollback failed");
+                }
+                self.fail(job, e).await
+            }
         }
     }
 
@@ -138,19 +158,20 @@ impl Runtime {
         &self,
         job: &StepJob,
         handoff: &H,
+        open: &mut Option<Tx>,
     ) -> Result<Outcome, StepError> {
         let env = &self.env;
         let started = now_us();
         // Inputs that travel on the queue are made durable in the database first.
         if !job.inputs.is_empty() {
-            let mut tx = env.db.begin().await?;
-            for wf in &job.inputs {
-                records::insert_workflow(&mut tx, wf, started).await?;
-            }
-            tx.commit().await?;
+            let tx = open.insert(env.db.begin().await?);
+            records::insert_workflows(tx, &job.inputs, started).await?;
+            commit(open).await?;
         }
-        let mut tx = env.db.begin().await?;
-        let loaded = records::load(&mut tx, &job.workflow_ids).await?;
+        let t_load = std::time::Instant::now();
+        eprintln!("TIMING {} n={} start at {}", job.step, job.workflow_ids.len(), now_us() / 1000 % 100_000);
+        let mut tx = open.insert(env.db.begin().await?);
+        let loaded = records::load(tx, &job.workflow_ids).await?;
         if loaded.len() != job.workflow_ids.len() {
             return Err(StepError::Permanent(anyhow::anyhow!(
                 "{} of {} workflows in the job are unknown",
@@ -166,113 +187,93 @@ impl Runtime {
                 )
         });
         let ids: Vec<u64> = todo.iter().map(|l| l.input.id).collect();
-        let prior = records::attempts_so_far(&mut tx, &ids, job.step).await?;
-        let lease = started + env.lease_us;
-        for l in &todo {
-            let attempt = prior.get(&l.input.id).copied().unwrap_or(0) + 1;
-            records::set_state(
-                &mut tx,
-                l.input.id,
-                WorkflowState::Running,
-                job.step,
-                attempt,
-                None,
-                started,
-                Some(lease),
-            )
-            .await?;
+        let prior = records::attempts_so_far(tx, &ids, job.step).await?;
+        let attempt_of = |id: u64| prior.get(&id).copied().unwrap_or(0) + 1;
+        let outside = matches!(job.step, Step::Publish | Step::Archive);
+        if outside && !todo.is_empty() {
+            let lease = Some(started + env.lease_us);
+            let running: Vec<StateChange> = todo
+                .iter()
+                .map(|l| StateChange {
+                    id: l.input.id,
+                    state: WorkflowState::Running,
+                    step: job.step,
+                    attempts: attempt_of(l.input.id),
+                    error: None,
+                    now: started,
+                    lease_until: lease,
+                })
+                .collect();
+            records::set_states(tx, &running).await?;
+            commit(open).await?;
+            tx = open.insert(env.db.begin().await?);
         }
-        tx.commit().await?;
 
         if env.inject_failures.load(Ordering::SeqCst) > 0 && !todo.is_empty() {
             env.inject_failures.fetch_sub(1, Ordering::SeqCst);
             return Err(StepError::Transient(anyhow::anyhow!("injected failure")));
         }
 
-        // External effects first (they cannot join the transaction), then the
+        // External effects that cannot join the transaction first; then the
         // database effect, the attempt rows and the hand-off in one commit.
         let inputs: Vec<&WorkflowInput> = todo.iter().map(|l| &l.input).collect();
-        if job.step == Step::Publish && !inputs.is_empty() {
-            steps::publish::run(&env.sink, &inputs).await?;
-        }
-        let mut tx = env.db.begin().await?;
-        for wf in &inputs {
+        if !inputs.is_empty() {
             match job.step {
-                Step::Persist => steps::persist::run(&mut tx, wf).await?,
+                Step::Persist => steps::persist::run_batch(tx, &inputs).await?,
                 Step::Settle => {
-                    steps::settle::run(&mut tx, wf, &env.markets, env.fee_account).await?
+                    steps::settle::run_batch(tx, &inputs, &env.markets, env.fee_account).await?
                 }
-                Step::Publish => {}
-                Step::Archive => steps::archive::run(&mut tx, &env.archive, wf).await?,
+                Step::Publish => steps::publish::run(&env.sink, &inputs).await?,
+                Step::Archive => steps::archive::run_batch(tx, &env.archive, &inputs).await?,
             }
         }
         let finished = now_us();
+        eprintln!("TIMING {} effect done {:?}", job.step, t_load.elapsed());
         let mut next: std::collections::BTreeMap<Step, Vec<u64>> = Default::default();
+        let mut attempts = Vec::with_capacity(loaded.len());
+        let mut changes = Vec::with_capacity(todo.len());
         for l in &todo {
             let wf = &l.input;
-            let attempt = prior.get(&wf.id).copied().unwrap_or(0) + 1;
-            records::append_attempt(
-                &mut tx,
-                &attempt_row(
-                    wf.id,
-                    job.step,
-                    attempt,
-                    &env.worker,
-                    started,
-                    finished,
-                    "done",
-                    None,
-                ),
-            )
-            .await?;
-            match wf.kind.next(job.step) {
+            let attempt = attempt_of(wf.id);
+            attempts.push(attempt_row(
+                wf.id,
+                job.step,
+                attempt,
+                &env.worker,
+                (started, finished),
+                "done",
+                None,
+            ));
+            let (state, step, attempts) = match wf.kind.next(job.step) {
                 Some(s) => {
-                    records::set_state(
-                        &mut tx,
-                        wf.id,
-                        WorkflowState::Pending,
-                        s,
-                        0,
-                        None,
-                        finished,
-                        None,
-                    )
-                    .await?;
                     next.entry(s).or_default().push(wf.id);
+                    (WorkflowState::Pending, s, 0)
                 }
-                None => {
-                    records::set_state(
-                        &mut tx,
-                        wf.id,
-                        WorkflowState::Completed,
-                        job.step,
-                        attempt,
-                        None,
-                        finished,
-                        None,
-                    )
-                    .await?
-                }
-            }
+                None => (WorkflowState::Completed, job.step, attempt),
+            };
+            changes.push(StateChange {
+                id: wf.id,
+                state,
+                step,
+                attempts,
+                error: None,
+                now: finished,
+                lease_until: None,
+            });
         }
         // A redelivered job whose workflows already moved on: record the
         // duplicate, and hand on again in case the first hand-off was lost.
         for l in &dupes {
             let wf = &l.input;
-            records::append_attempt(
-                &mut tx,
-                &attempt_row(
-                    wf.id,
-                    job.step,
-                    0,
-                    &env.worker,
-                    started,
-                    finished,
-                    "duplicate",
-                    None,
-                ),
-            )
-            .await?;
+            attempts.push(attempt_row(
+                wf.id,
+                job.step,
+                0,
+                &env.worker,
+                (started, finished),
+                "duplicate",
+                None,
+            ));
             if l.state != WorkflowState::Dead
                 && l.state != WorkflowState::Completed
                 && l.step != job.step
@@ -280,125 +281,25 @@ impl Runtime {
                 next.entry(l.step).or_default().push(wf.id);
             }
         }
+        records::append_attempts(tx, &attempts).await?;
+        records::set_states(tx, &changes).await?;
         let mut later = Vec::new();
         for (step, workflow_ids) in next {
-            let job = StepJob {
-                step,
-                workflow_ids,
-                inputs: vec![],
-                replay: None,
-            };
-            if !handoff.enqueue_in_tx(&mut tx, &job).await? {
+            let job = StepJob::new(step, workflow_ids);
+            if !handoff.enqueue_in_tx(tx, &job).await? {
                 later.push(job);
             }
         }
-        tx.commit().await?;
+        commit(open).await?;
+        eprintln!("TIMING {} committed {:?}", job.step, t_load.elapsed());
         Ok(Outcome::Done(later))
-    }
-
-    /// Records a failed attempt and decides: split, retry or dead-letter.
-    async fn fail(&self, job: &StepJob, err: StepError) -> Outcome {
-        let error = err.to_string();
-        if job.workflow_ids.len() > 1 && err.is_transient() {
-            // Split: every workflow becomes a job of one, retried on its own.
-            tracing::warn!(step = %job.step, workflows = job.workflow_ids.len(), error, "batch failed; splitting");
-            let singles = job
-                .workflow_ids
-                .iter()
-                .map(|id| StepJob {
-                    step: job.step,
-                    workflow_ids: vec![*id],
-                    inputs: vec![],
-                    replay: None,
-                })
-                .collect();
-            return Outcome::Done(singles);
-        }
-        match self.record_failure(job, &err).await {
-            Ok(Some(after_ms)) => Outcome::Retry { after_ms, error },
-            Ok(None) => Outcome::Dead { error },
-            Err(e) => {
-                // Could not even record: let the transport redeliver later.
-                tracing::error!(step = %job.step, error = %format!("{e:#}"), "failed to record a failed attempt");
-                Outcome::Retry {
-                    after_ms: job.step.retry_policy().cap_ms,
-                    error,
-                }
-            }
-        }
-    }
-
-    /// Appends the failed attempt; returns the retry delay, or `None` when
-    /// the workflow is now dead.
-    async fn record_failure(&self, job: &StepJob, err: &StepError) -> Result<Option<u64>> {
-        let env = &self.env;
-        let now = now_us();
-        let mut tx = env.db.begin().await?;
-        let prior = records::attempts_so_far(&mut tx, &job.workflow_ids, job.step).await?;
-        let policy = job.step.retry_policy();
-        let mut retry_after = None;
-        for id in &job.workflow_ids {
-            let attempt = prior.get(id).copied().unwrap_or(0) + 1;
-            let retry = err.is_transient() && policy.allows_retry(attempt);
-            let (outcome, state) = if retry {
-                ("retry", WorkflowState::Retrying)
-            } else {
-                ("dead", WorkflowState::Dead)
-            };
-            let msg = err.to_string();
-            records::append_attempt(
-                &mut tx,
-                &attempt_row(
-                    *id,
-                    job.step,
-                    attempt,
-                    &env.worker,
-                    now,
-                    now_us(),
-                    outcome,
-                    Some(msg.clone()),
-                ),
-            )
-            .await?;
-            records::set_state(
-                &mut tx,
-                *id,
-                state,
-                job.step,
-                attempt,
-                Some(&msg),
-                now,
-                None,
-            )
-            .await?;
-            if retry {
-                retry_after = Some(policy.backoff_ms(attempt, rand::random()));
-            }
-        }
-        tx.commit().await?;
-        Ok(retry_after)
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn attempt_row(
-    id: u64,
-    step: Step,
-    attempt: u32,
-    worker: &str,
-    started: i64,
-    finished: i64,
-    outcome: &str,
-    error: Option<String>,
-) -> Attempt {
-    Attempt {
-        workflow_id: id,
-        step: step.as_str().into(),
-        attempt,
-        worker: worker.into(),
-        started_at: started,
-        finished_at: finished,
-        outcome: outcome.into(),
-        error,
+/// Commits the open transaction.
+async fn commit(open: &mut Option<Tx>) -> Result<()> {
+    match open.take() {
+        Some(tx) => tx.commit().await,
+        None => Ok(()),
     }
 }

@@ -3,23 +3,33 @@
 //! batches, group-commits the accepted ones to the transport and only then
 //! replies (no 202 without a durable enqueue). Reads go through the same
 //! queue, so they never see a command that is not durable yet.
+//!
+//! After each durable commit the host broadcasts a [`Committed`]: the
+//! batch's events and a depth diff per changed book ([`md`]). Nothing is
+//! broadcast that is not durable.
 
 mod idem;
+pub mod md;
 mod run;
 
 use pipeline::{Command, Engine, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use workers::config::Services;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 pub use idem::ClientIds;
+pub use md::{Committed, DepthDiff, LevelChange};
 
 /// The most commands group-committed at once.
 pub const MAX_BATCH: usize = 512;
+
+/// How many commits a slow [`EngineHandle::committed`] subscriber may lag
+/// before it misses some.
+pub const COMMITTED_BUFFER: usize = 4096;
 
 /// What the engine answered to an accepted command.
 #[derive(Clone, Debug)]
@@ -56,6 +66,8 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Request>,
     /// Whether the engine has recovered and accepts commands.
     ready: Arc<AtomicBool>,
+    /// What each durable commit changed.
+    committed: broadcast::Sender<Arc<Committed>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -75,9 +87,26 @@ impl EngineHandle {
     ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let ready = Arc::new(AtomicBool::new(false));
-        let host = run::Host::new(services.clone(), rx, ready.clone(), metrics);
+        let (committed, _) = broadcast::channel(COMMITTED_BUFFER);
+        let host = run::Host::new(
+            services.clone(),
+            rx,
+            ready.clone(),
+            metrics,
+            committed.clone(),
+        );
         let task = tokio::spawn(host.run());
-        (EngineHandle { tx, ready }, task)
+        let handle = EngineHandle {
+            tx,
+            ready,
+            committed,
+        };
+        (handle, task)
+    }
+
+    /// Every durable commit from now on: its events and book diffs.
+    pub fn committed(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.committed.subscribe()
     }
 
     /// Whether recovery is done and the engine accepts commands.

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use pipeline::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use workers::config::{Services, engine_config};
 use workers::workflow::WorkflowInput;
 
 use super::idem::{ClientIds, Lookup};
+use super::md::{BookTracker, Committed, touched};
 use super::{Accepted, Core, MAX_BATCH, Reply, Request};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -34,6 +35,10 @@ pub(super) struct Host {
     metrics: Arc<Metrics>,
     /// The last timestamp handed to the engine (kept monotonic).
     last_ts: u64,
+    /// Where committed events and book diffs go.
+    committed: broadcast::Sender<Arc<Committed>>,
+    /// The books as last published.
+    books: BookTracker,
 }
 
 impl Host {
@@ -43,6 +48,7 @@ impl Host {
         rx: mpsc::Receiver<Request>,
         ready: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
+        committed: broadcast::Sender<Arc<Committed>>,
     ) -> Host {
         Host {
             services,
@@ -50,6 +56,8 @@ impl Host {
             ready,
             metrics,
             last_ts: 0,
+            committed,
+            books: BookTracker::default(),
         }
     }
 
@@ -73,14 +81,14 @@ impl Host {
                     }
                     Request::Read(read) => {
                         // A read must not see what is not durable yet.
-                        if !self.flush(&mut pending, &mut wfs).await {
+                        if !self.flush(&core, &mut pending, &mut wfs).await {
                             core = self.recover().await;
                         }
                         read(&core);
                     }
                 }
             }
-            if !self.flush(&mut pending, &mut wfs).await {
+            if !self.flush(&core, &mut pending, &mut wfs).await {
                 core = self.recover().await;
             }
         }
@@ -129,8 +137,18 @@ impl Host {
     /// Group-commits `wfs`, then answers `pending`: with their results when the
     /// commit held, else 503 to all (their outcome is unknown to the client).
     /// Returns whether the commit held.
-    async fn flush(&mut self, pending: &mut Pending, wfs: &mut Vec<WorkflowInput>) -> bool {
+    async fn flush(
+        &mut self,
+        core: &Core,
+        pending: &mut Pending,
+        wfs: &mut Vec<WorkflowInput>,
+    ) -> bool {
         let ok = wfs.is_empty() || self.commit(wfs).await;
+        if ok && !wfs.is_empty() {
+            let events: Vec<_> = wfs.iter().flat_map(|w| w.events.iter().cloned()).collect();
+            let (diffs, books) = self.books.diff(&core.engine, Some(touched(&events)));
+            self.broadcast(events, diffs, books);
+        }
         for (reply, result) in pending.drain(..) {
             let _ = reply.send(if ok {
                 result
@@ -140,6 +158,36 @@ impl Host {
         }
         wfs.clear();
         ok
+    }
+
+    /// Sends a [`Committed`] to whoever listens (nobody is fine).
+    fn broadcast(
+        &self,
+        events: Vec<pipeline::Event>,
+        diffs: Vec<super::DepthDiff>,
+        books: Vec<pipeline::Depth>,
+    ) {
+        if events.is_empty() && books.is_empty() {
+            return;
+        }
+        let _ = self.committed.send(Arc::new(Committed {
+            events,
+            diffs,
+            books,
+        }));
+    }
+
+    /// After a rebuild: the first one sets the published books; a later one
+    /// publishes how the rebuilt books differ from what was published (a
+    /// batch whose commit was reported failed may have been durable).
+    fn publish_rebuilt(&mut self, core: &Core) {
+        if self.books.is_empty() {
+            let books = self.books.baseline(&core.engine);
+            self.broadcast(Vec::new(), Vec::new(), books);
+        } else {
+            let (diffs, books) = self.books.diff(&core.engine, None);
+            self.broadcast(Vec::new(), diffs, books);
+        }
     }
 
     async fn commit(&self, wfs: &[WorkflowInput]) -> bool {
@@ -188,6 +236,7 @@ impl Host {
                         open_orders = core.engine.open_order_count(),
                         "engine rebuilt from the journal"
                     );
+                    self.publish_rebuilt(&core);
                     self.ready.store(true, Ordering::Release);
                     return core;
                 }

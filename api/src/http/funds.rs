@@ -1,26 +1,26 @@
 //! Balances (own, from the engine) and operator deposits and withdrawals.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::http::{Method, StatusCode};
 use pipeline::{AccountId, Asset, Command};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::AppState;
+use super::Access::Bearer;
+use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::wire::{BalanceView, FundsRequest, FundsResponse};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/balances", get(balances))
-        .route("/v1/deposits", post(deposit))
-        .route("/v1/withdrawals", post(withdraw))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Bearer, Method::GET, "/v1/balances", balances),
+        route(Bearer, Method::POST, "/v1/deposits", deposit),
+        route(Bearer, Method::POST, "/v1/withdrawals", withdraw),
+    ]
 }
 
 /// An account's balances by asset.

@@ -1,23 +1,23 @@
 //! Probes and metrics, outside `/v1` and without authentication.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use serde_json::json;
 
-use super::AppState;
+use super::Access::Public;
+use super::{AppState, Route, route};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::read;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Public, Method::GET, "/healthz", healthz),
+        route(Public, Method::GET, "/readyz", readyz),
+        route(Public, Method::GET, "/metrics", metrics),
+    ]
 }
 
 /// The process is up.
@@ -25,14 +25,19 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Recovery is done and the database answers.
+/// Recovery is done and the database answers. With Redis configured, the
+/// body says `"redis": "ok"` or `"down"`; Redis down does not make the
+/// intake unready (it is a cache and a fan-out, never on the order path).
 #[tracing::instrument(skip(s))]
 async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    if s.host.is_ready() && read::ping(&s.db).await {
-        Ok(Json(json!({"status": "ready"})))
-    } else {
-        Err(ApiError::Unavailable)
+    if !(s.host.is_ready() && read::ping(&s.db).await) {
+        return Err(ApiError::Unavailable);
     }
+    let mut body = json!({"status": "ready"});
+    if let Some(r) = &s.redis {
+        body["redis"] = json!(if r.ping().await { "ok" } else { "down" });
+    }
+    Ok(Json(body))
 }
 
 /// Prometheus text.

@@ -1,23 +1,25 @@
 //! `/v1/markets`: the configured markets, their books and trades.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use pipeline::{Depth, Market, MarketId};
+use axum::http::Method;
+use pipeline::{Market, MarketId};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use super::Access::Bearer;
+use super::{AppState, Route, route};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::read::{self, PublicTrade};
+use crate::wire::BookSnapshot;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/markets", get(list_markets))
-        .route("/v1/markets/{market}/book", get(book))
-        .route("/v1/markets/{market}/trades", get(trades))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Bearer, Method::GET, "/v1/markets", list_markets),
+        route(Bearer, Method::GET, "/v1/markets/{market}/book", book),
+        route(Bearer, Method::GET, "/v1/markets/{market}/trades", trades),
+    ]
 }
 
 /// The markets' list.
@@ -49,13 +51,18 @@ struct BookParams {
 }
 
 /// The top levels of a market's book, with the engine sequence they reflect.
+///
+/// Where it comes from: the local engine whenever it is ready (its snapshot
+/// is never older than the cached one); while it recovers or has failed
+/// closed, the snapshot cached in Redis after the last commit (top
+/// [`SNAPSHOT_LEVELS`](crate::host::md::SNAPSHOT_LEVELS) levels) when Redis is configured and has one; else 503.
 #[tracing::instrument(skip(s, _p))]
 async fn book(
     State(s): State<AppState>,
     _p: Principal,
     Path(market): Path<String>,
     Query(q): Query<BookParams>,
-) -> Result<Json<Depth>, ApiError> {
+) -> Result<Json<BookSnapshot>, ApiError> {
     let id = known_market(&s, &market)?;
     let depth = q.depth.unwrap_or(20);
     if !(1..=500).contains(&depth) {
@@ -64,8 +71,27 @@ async fn book(
             detail: "depth must be 1 to 500".into(),
         });
     }
-    let book = s.host.read(move |c| c.engine.depth(&id, depth)).await?;
-    book.map(Json).ok_or(ApiError::NotFound("market"))
+    match s.host.read(move |c| c.engine.depth(&id, depth)).await {
+        Ok(book) => book
+            .map(|d| Json(d.into()))
+            .ok_or(ApiError::NotFound("market")),
+        Err(ApiError::Unavailable) => cached_book(&s, id.as_str(), depth).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn cached_book(
+    s: &AppState,
+    market: &str,
+    depth: usize,
+) -> Result<Json<BookSnapshot>, ApiError> {
+    let redis = s.redis.as_ref().ok_or(ApiError::Unavailable)?;
+    let text = redis.book(market).await.ok_or(ApiError::Unavailable)?;
+    let mut book: BookSnapshot = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("malformed cached book of {market}: {e}"))?;
+    book.bids.truncate(depth);
+    book.asks.truncate(depth);
+    Ok(Json(book))
 }
 
 /// `?limit=N` (1–1000, default 50).

@@ -1,15 +1,24 @@
-//! The HTTP surface: one router per resource, merged here with the
+//! The HTTP surface: one route list per resource, merged here with the
 //! middleware (auth and throttling on `/v1`, metrics, body limit, tracing).
+//!
+//! [`routes`] is the single list of every (method, path) served: the router
+//! is built from it and the OpenAPI document is checked against it.
 
 mod funds;
 mod health;
 mod markets;
+pub mod openapi;
 mod orders;
+mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use pipeline::Market;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 use workers::db::Db;
@@ -19,6 +28,8 @@ use crate::error::ApiError;
 use crate::host::EngineHandle;
 use crate::metrics::{Metrics, count};
 use crate::ratelimit::{RateLimiter, throttle};
+use crate::stream::Hub;
+use crate::stream::redis::RedisLink;
 
 /// The largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -34,20 +45,94 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The configured markets.
     pub markets: Arc<Vec<Market>>,
+    /// Token verification (for routes that authenticate themselves).
+    pub auth: Arc<AuthConfig>,
+    /// The in-process fan-out to WebSocket sessions.
+    pub hub: Arc<Hub>,
+    /// Redis, when configured.
+    pub redis: Option<Arc<RedisLink>>,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A bearer token, checked by the `/v1` middleware; throttled per account.
+    Bearer,
+    /// A bearer token the handler checks itself (header or `?token=`).
+    OwnToken,
+    /// Anyone (probes, metrics, the API description).
+    Public,
+}
+
+/// One (method, path) and its handler.
+pub struct Route {
+    /// The method.
+    pub method: Method,
+    /// The path template, `{param}` style (as in OpenAPI).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The handler, bound to `method` only.
+    handler: MethodRouter<AppState>,
+}
+
+/// A route on `method` and `path` served by `handler`.
+fn route<H, T>(access: Access, method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone())
+        .unwrap_or_else(|_| panic!("no method filter for {method}"));
+    Route {
+        method,
+        path,
+        access,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route the intake serves.
+pub fn routes() -> Vec<Route> {
+    [
+        orders::routes(),
+        markets::routes(),
+        funds::routes(),
+        ws::routes(),
+        openapi::routes(),
+        health::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The routes of `access`, merged per path.
+fn build(access: Access) -> Router<AppState> {
+    let mut paths: BTreeMap<&str, MethodRouter<AppState>> = BTreeMap::new();
+    for r in routes().into_iter().filter(|r| r.access == access) {
+        let merged = match paths.remove(r.path) {
+            Some(m) => m.merge(r.handler),
+            None => r.handler,
+        };
+        paths.insert(r.path, merged);
+    }
+    paths
+        .into_iter()
+        .fold(Router::new(), |router, (path, m)| router.route(path, m))
 }
 
 /// Builds the whole router.
-pub fn router(state: AppState, auth: Arc<AuthConfig>, limiter: Arc<RateLimiter>) -> Router {
+pub fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router {
     let metrics = state.metrics.clone();
-    let v1 = Router::new()
-        .merge(orders::router())
-        .merge(markets::router())
-        .merge(funds::router())
+    let auth = state.auth.clone();
+    let v1 = build(Access::Bearer)
         .route_layer(from_fn_with_state(limiter, throttle))
         .route_layer(from_fn_with_state(auth, authenticate));
     Router::new()
         .merge(v1)
-        .merge(health::router())
+        .merge(build(Access::OwnToken))
+        .merge(build(Access::Public))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

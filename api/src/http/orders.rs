@@ -1,15 +1,14 @@
 //! `/v1/orders`: place, cancel, get, list, trace.
 
 use anyhow::anyhow;
-use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::http::{Method, StatusCode};
 use pipeline::{ClientOrderId, Command, NewOrder, OrderId, Reject};
 use serde::{Deserialize, Serialize};
 use workers::records::{Attempt, WorkflowRow};
 
-use super::AppState;
+use super::Access::Bearer;
+use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
@@ -17,11 +16,14 @@ use crate::read;
 use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest, open_status};
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/orders", get(list_orders).post(create_order))
-        .route("/v1/orders/{id}", get(get_order).delete(cancel_order))
-        .route("/v1/orders/{id}/trace", get(trace_order))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(Bearer, Method::GET, "/v1/orders", list_orders),
+        route(Bearer, Method::POST, "/v1/orders", create_order),
+        route(Bearer, Method::GET, "/v1/orders/{id}", get_order),
+        route(Bearer, Method::DELETE, "/v1/orders/{id}", cancel_order),
+        route(Bearer, Method::GET, "/v1/orders/{id}/trace", trace_order),
+    ]
 }
 
 /// Places an order: 202 with the fills once durable; 200 with the original

@@ -44,3 +44,17 @@ pub struct BalanceView {
     /// Reserved by open orders.
     pub held: Decimal,
 }
+
+/// `GET /v1/markets/{market}/book`: the top levels of a book and the engine
+/// sequence number they reflect (the starting point for depth diffs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookSnapshot {
+    /// The market.
+    pub market: String,
+    /// The last engine sequence number reflected.
+    pub sequence: u64,
+    /// Bids, best (highest) first.
+    pub bids: Vec<pipeline::Level>,
+    /// Asks, best (lowest) first.
+    pub asks: Vec<pipeline::Level>,
+}

@@ -1,4 +1,5 @@
-//! The embedded sinks: an append-only event log file and an archive directory.
+//! The embedded sinks: an append-only event log file and an archive directory
+//! (written a batch at a time: files in parallel, each directory synced once).
 
 use crate::steps::StepError;
 use crate::steps::publish::StreamRecord;
@@ -94,33 +95,44 @@ impl ArchiveDir {
     /// Writes to a temporary file, syncs it, then links it into place; the
     /// link fails if the key exists, so a complete object is never replaced.
     pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<Vec<u8>, StepError> {
-        if key.contains("..") || key.starts_with('/') {
+        let mut out = self.put_many(vec![(key.to_string(), bytes)]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// [`ArchiveDir::put_if_absent`] for many objects: files are written and
+    /// synced on a few threads, then every directory that gained an entry
+    /// (and its parents up to the root, which may have gained a directory) is
+    /// synced once. Returns what is stored at each key afterwards, in order.
+    pub async fn put_many(
+        &self,
+        objects: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<Vec<u8>>, StepError> {
+        if let Some((key, _)) = objects
+            .iter()
+            .find(|(k, _)| k.contains("..") || k.starts_with('/'))
+        {
             return Err(StepError::Permanent(anyhow::anyhow!(
                 "invalid object key {key:?}"
             )));
         }
-        let path = self.root.join(key);
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
-            let dir = path.parent().context("object key has no directory")?;
-            std::fs::create_dir_all(dir)?;
-            let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
-            {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            let linked = std::fs::hard_link(&tmp, &path);
-            std::fs::remove_file(&tmp)?;
-            match linked {
-                Ok(()) => {
-                    std::fs::File::open(dir)?.sync_all()?;
-                    Ok(bytes)
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Vec<u8>>> {
+            let jobs: Vec<(PathBuf, Vec<u8>)> = objects
+                .into_iter()
+                .map(|(k, b)| (root.join(k), b))
+                .collect();
+            let stored = parallel(&jobs, |(path, bytes)| write_new(path, bytes))?;
+            let mut dirs = std::collections::BTreeSet::new();
+            for (path, _) in &jobs {
+                let mut dir = path.parent();
+                while let Some(d) = dir.filter(|d| d.starts_with(&root)) {
+                    dirs.insert(d.to_path_buf());
+                    dir = d.parent();
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Ok(std::fs::read(&path)?)
-                }
-                Err(e) => Err(e.into()),
             }
+            let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+            parallel(&dirs, |d| std::fs::File::open(d)?.sync_all())?;
+            Ok(stored)
         })
         .await
         .map_err(|e| StepError::Transient(e.into()))?
@@ -135,4 +147,55 @@ impl ArchiveDir {
             Err(e) => Err(StepError::Transient(e.into())),
         }
     }
+}
+
+/// Writes `bytes` at `path` unless a file is there (temporary file, sync,
+/// no-replace link); returns what is stored at `path`.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("object key has no directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    std::fs::remove_file(&tmp)?;
+    match linked {
+        Ok(()) => Ok(bytes.to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Threads the blocking file work of a batch is spread over.
+const THREADS: usize = 8;
+
+/// Runs `f` over `items` on up to [`THREADS`] threads; results in order.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> std::io::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    let per = items.len().div_ceil(THREADS).max(1);
+    let parts: Vec<std::io::Result<Vec<R>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<std::io::Result<Vec<R>>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a file thread panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for p in parts {
+        out.extend(p.context("Failed to write the archive")?);
+    }
+    Ok(out)
 }

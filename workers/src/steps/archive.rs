@@ -5,7 +5,8 @@
 //!   (`account-<id>` in place of the order for funds movements); the object is
 //!   written only if absent (S3 `If-None-Match: *`, a no-replace link on
 //!   disk), so the first complete write wins;
-//! - effect: the object, and its SHA-256 in `archive_objects`;
+//! - effect: the object, and its SHA-256 in `archive_objects`; a batch reads
+//!   each table once and records every checksum in one statement;
 //! - recorded: the attempt row, by the runtime.
 
 use super::StepError;
@@ -13,8 +14,10 @@ use crate::db::{Arg, Row, Tx};
 use crate::sinks::ArchiveStore;
 use crate::workflow::WorkflowInput;
 use anyhow::Result;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// The object key of a workflow's record.
 pub fn object_key(wf: &WorkflowInput) -> String {
@@ -29,15 +32,56 @@ pub fn object_key(wf: &WorkflowInput) -> String {
 
 /// Builds the record, stores it if absent, and records key and checksum.
 pub async fn run(tx: &mut Tx, store: &ArchiveStore, wf: &WorkflowInput) -> Result<(), StepError> {
-    let record = record(tx, wf).await?;
-    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| StepError::Permanent(e.into()))?;
-    let key = object_key(wf);
-    let stored = store.put_if_absent(&key, bytes).await?;
-    let sha = hex::encode(Sha256::digest(&stored));
-    tx.exec(
-        "insert into archive_objects (workflow_id, object_key, sha256, created_at) values ($1, $2, $3, $4) \
+    run_batch(tx, store, &[wf]).await
+}
+
+/// Builds a batch's records with one query per table, stores the objects
+/// (in parallel; on disk each file and each directory is synced once), and
+/// records keys and checksums in one statement.
+pub async fn run_batch(
+    tx: &mut Tx,
+    store: &ArchiveStore,
+    wfs: &[&WorkflowInput],
+) -> Result<(), StepError> {
+    let t = std::time::Instant::now();
+    let recs = records(tx, wfs).await?;
+    eprintln!("TIMING archive records {:?}", t.elapsed());
+    let mut objects = Vec::with_capacity(wfs.len());
+    for (wf, record) in wfs.iter().zip(recs) {
+        let bytes =
+            serde_json::to_vec_pretty(&record).map_err(|e| StepError::Permanent(e.into()))?;
+        objects.push((object_key(wf), bytes));
+    }
+    eprintln!("TIMING archive json {:?}", t.elapsed());
+    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    let stored = match store {
+        ArchiveStore::Dir(d) => d.put_many(objects).await?,
+        other => {
+            futures::stream::iter(objects)
+                .map(|(k, b)| async move { other.put_if_absent(&k, b).await })
+                .buffered(16)
+                .try_collect()
+                .await?
+        }
+    };
+    eprintln!("TIMING archive files {:?}", t.elapsed());
+    let rows: Vec<Vec<Arg>> = wfs
+        .iter()
+        .zip(keys)
+        .zip(&stored)
+        .map(|((wf, key), bytes)| {
+            vec![
+                Arg::I64(wf.id as i64),
+                Arg::Text(key),
+                Arg::Text(hex::encode(Sha256::digest(bytes))),
+                Arg::I64(wf.ts as i64),
+            ]
+        })
+        .collect();
+    tx.exec_values(
+        "insert into archive_objects (workflow_id, object_key, sha256, created_at) values {values} \
          on conflict (workflow_id) do nothing",
-        &[Arg::I64(wf.id as i64), Arg::Text(key), Arg::Text(sha), Arg::I64(wf.ts as i64)],
+        &rows,
     )
     .await?;
     Ok(())
@@ -63,10 +107,23 @@ fn rows_json(rows: &[Row], cols: &[&str]) -> Value {
     )
 }
 
-/// The record: the workflow's input, the orders it touched as persisted, its
-/// trades, its ledger legs and its step history so far.
-async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
-    let id = Arg::I64(wf.id as i64);
+fn id_rows(ids: impl IntoIterator<Item = u64>) -> Vec<Vec<Arg>> {
+    let set: std::collections::BTreeSet<u64> = ids.into_iter().collect();
+    set.into_iter().map(|i| vec![Arg::I64(i as i64)]).collect()
+}
+
+/// Rows grouped by the integer in column `col`.
+fn by_key(rows: Vec<Row>, col: usize) -> Result<HashMap<u64, Vec<Row>>> {
+    let mut out: HashMap<u64, Vec<Row>> = HashMap::new();
+    for r in rows {
+        out.entry(r.i64(col)? as u64).or_default().push(r);
+    }
+    Ok(out)
+}
+
+/// The records, one per workflow: its input, the orders it touched as
+/// persisted, its trades, its ledger legs and its step history so far.
+async fn records(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<Vec<Value>> {
     let order_cols = [
         "order_id",
         "account_id",
@@ -82,19 +139,6 @@ async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
         "open_quantity",
         "last_seq",
     ];
-    let orders = match wf.order_id() {
-        Some(o) => {
-            tx.rows(
-                &format!(
-                    "select {} from orders where order_id = $1",
-                    order_cols.join(", ")
-                ),
-                &[Arg::I64(o as i64)],
-            )
-            .await?
-        }
-        None => vec![],
-    };
     let trade_cols = [
         "trade_id",
         "seq",
@@ -108,37 +152,7 @@ async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
         "maker_fee",
         "taker_fee",
     ];
-    let trade_ids: Vec<i64> = wf
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            pipeline::EventKind::Trade(t) => Some(t.trade_id.0 as i64),
-            _ => None,
-        })
-        .collect();
-    let mut trades = Vec::new();
-    for t in trade_ids {
-        trades.extend(
-            tx.rows(
-                &format!(
-                    "select {} from trades where trade_id = $1",
-                    trade_cols.join(", ")
-                ),
-                &[Arg::I64(t)],
-            )
-            .await?,
-        );
-    }
     let leg_cols = ["posting", "leg", "account_id", "asset", "amount", "kind"];
-    let legs = tx
-        .rows(
-            &format!(
-                "select {} from ledger_entries where workflow_id = $1 order by posting, leg",
-                leg_cols.join(", ")
-            ),
-            std::slice::from_ref(&id),
-        )
-        .await?;
     let att_cols = [
         "step",
         "attempt",
@@ -148,20 +162,60 @@ async fn record(tx: &mut Tx, wf: &WorkflowInput) -> Result<Value> {
         "outcome",
         "error",
     ];
-    let attempts = tx
-        .rows(
-            &format!(
-                "select {} from workflow_attempts where workflow_id = $1 order by id",
-                att_cols.join(", ")
-            ),
-            &[id],
-        )
-        .await?;
-    Ok(json!({
-        "workflow": wf,
-        "orders": rows_json(&orders, &order_cols),
-        "trades": rows_json(&trades, &trade_cols),
-        "ledger": rows_json(&legs, &leg_cols),
-        "steps": rows_json(&attempts, &att_cols),
-    }))
+    let trade_ids = |wf: &WorkflowInput| -> Vec<u64> {
+        wf.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                pipeline::EventKind::Trade(t) => Some(t.trade_id.0),
+                _ => None,
+            })
+            .collect()
+    };
+    let wf_ids = id_rows(wfs.iter().map(|w| w.id));
+    let sql = format!(
+        "select {} from orders where order_id in ({{values}})",
+        order_cols.join(", ")
+    );
+    let orders = by_key(
+        tx.rows_values(&sql, &id_rows(wfs.iter().filter_map(|w| w.order_id())))
+            .await?,
+        0,
+    )?;
+    let sql = format!(
+        "select {} from trades where trade_id in ({{values}})",
+        trade_cols.join(", ")
+    );
+    let trades = by_key(
+        tx.rows_values(&sql, &id_rows(wfs.iter().flat_map(|w| trade_ids(w))))
+            .await?,
+        0,
+    )?;
+    let sql = format!(
+        "select {}, workflow_id from ledger_entries where workflow_id in ({{values}}) order by posting, leg",
+        leg_cols.join(", ")
+    );
+    let legs = by_key(tx.rows_values(&sql, &wf_ids).await?, leg_cols.len())?;
+    let sql = format!(
+        "select {}, workflow_id from workflow_attempts where workflow_id in ({{values}}) order by id",
+        att_cols.join(", ")
+    );
+    let attempts = by_key(tx.rows_values(&sql, &wf_ids).await?, att_cols.len())?;
+    let none = Vec::new();
+    Ok(wfs
+        .iter()
+        .map(|wf| {
+            let orders = wf.order_id().and_then(|o| orders.get(&o)).unwrap_or(&none);
+            let trades: Vec<Row> = trade_ids(wf)
+                .iter()
+                .flat_map(|t| trades.get(t).cloned().unwrap_or_default())
+                .collect();
+            json!({
+                "workflow": wf,
+                "orders": rows_json(orders, &order_cols),
+                "trades": rows_json(&trades, &trade_cols),
+                "ledger": rows_json(legs.get(&wf.id).unwrap_or(&none), &leg_cols),
+                "steps": rows_json(attempts.get(&wf.id).unwrap_or(&none), &att_cols),
+            })
+        })
+        .collect())
 }

@@ -2,9 +2,10 @@
 //!
 //! - input: a workflow's trades, deposits and withdrawals;
 //! - idempotency key: `(posting, leg)` is the ledger's primary key; a balance
-//!   moves only when its leg was inserted by this run, so a second run is a
-//!   no-op;
-//! - effect: `ledger_entries` and `balances`, in the caller's transaction;
+//!   moves only by the legs this run inserted (`returning`), so a second run
+//!   is a no-op;
+//! - effect: `ledger_entries` and `balances`, in the caller's transaction: one
+//!   multi-row insert of the batch's legs, one upsert of the summed moves;
 //! - recorded: the attempt row, by the runtime.
 //!
 //! Every posting's legs sum to zero per asset. Account 0 is the outside
@@ -16,6 +17,7 @@ use crate::workflow::WorkflowInput;
 use anyhow::{Context, Result};
 use pipeline::{Asset, EventKind, Market, Side, Trade};
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 
 /// The account that stands for the world outside the exchange.
 pub const EXTERNAL_ACCOUNT: u64 = 0;
@@ -156,58 +158,92 @@ pub async fn run(
     markets: &[Market],
     fee_account: u64,
 ) -> Result<(), StepError> {
-    // Balance changes are summed per (account, asset) and applied in key
-    // order, so concurrent settlements lock rows in the same order.
-    let mut moves: std::collections::BTreeMap<(u64, String), Decimal> = Default::default();
-    // An unknown market cannot be fixed by retrying.
-    for leg in legs(wf, markets, fee_account).map_err(StepError::Permanent)? {
-        let inserted = tx
-            .exec(
-                "insert into ledger_entries (posting, leg, workflow_id, account_id, asset, amount, kind, created_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (posting, leg) do nothing",
-                &[
-                    Arg::Text(leg.posting.clone()),
-                    Arg::I64(leg.leg),
-                    Arg::I64(wf.id as i64),
-                    Arg::I64(leg.account as i64),
-                    Arg::Text(leg.asset.to_string()),
-                    Arg::Dec(leg.amount),
-                    Arg::Text(leg.kind.into()),
-                    Arg::I64(wf.ts as i64),
-                ],
-            )
-            .await?;
-        if inserted == 1 {
-            *moves
-                .entry((leg.account, leg.asset.to_string()))
-                .or_default() += leg.amount;
+    run_batch(tx, &[wf], markets, fee_account).await
+}
+
+/// Writes a batch of workflows' legs in one statement, and moves each
+/// balance once by the sum of the legs that statement inserted.
+pub async fn run_batch(
+    tx: &mut Tx,
+    wfs: &[&WorkflowInput],
+    markets: &[Market],
+    fee_account: u64,
+) -> Result<(), StepError> {
+    let mut rows = Vec::new();
+    for wf in wfs {
+        // An unknown market cannot be fixed by retrying.
+        for leg in legs(wf, markets, fee_account).map_err(StepError::Permanent)? {
+            rows.push(vec![
+                Arg::Text(leg.posting),
+                Arg::I64(leg.leg),
+                Arg::I64(wf.id as i64),
+                Arg::I64(leg.account as i64),
+                Arg::Text(leg.asset.to_string()),
+                Arg::Dec(leg.amount),
+                Arg::Text(leg.kind.into()),
+                Arg::I64(wf.ts as i64),
+            ]);
         }
     }
-    for ((account, asset), amount) in moves {
-        add_to_balance(tx, account, &asset, amount).await?;
+    let inserted = tx
+        .rows_values(
+            "insert into ledger_entries (posting, leg, workflow_id, account_id, asset, amount, kind, created_at) \
+             values {values} on conflict (posting, leg) do nothing returning account_id, asset, amount",
+            &rows,
+        )
+        .await?;
+    // Balance changes are summed per (account, asset) and applied in key
+    // order, so concurrent settlements lock rows in the same order.
+    let mut moves: BTreeMap<(i64, String), Decimal> = BTreeMap::new();
+    for r in &inserted {
+        *moves.entry((r.i64(0)?, r.text(1)?)).or_default() += r.dec(2)?;
     }
+    add_to_balances(tx, moves).await?;
     Ok(())
 }
 
-/// Adds `amount` to a balance; the sum is computed here, exactly.
-/// SQLite transactions here take the write lock up front (`begin immediate`);
-/// PostgreSQL locks the row.
-async fn add_to_balance(tx: &mut Tx, account: u64, asset: &str, amount: Decimal) -> Result<()> {
-    let key = [Arg::I64(account as i64), Arg::Text(asset.to_string())];
-    let select = if tx.is_pg() {
-        "select total from balances where account_id = $1 and asset = $2 for update"
-    } else {
-        "select total from balances where account_id = $1 and asset = $2"
-    };
-    let rows = tx.rows(select, &key).await?;
-    let total = match rows.first() {
-        Some(r) => r.dec(0)? + amount,
-        None => amount,
-    };
-    tx.exec(
-        "insert into balances (account_id, asset, total) values ($1, $2, $3) \
+/// Adds each amount to its balance, exactly. PostgreSQL adds in NUMERIC,
+/// in one statement. SQLite stores decimals as text, so the sums are
+/// computed here, under the write lock its transactions take up front
+/// (`begin immediate`).
+async fn add_to_balances(tx: &mut Tx, moves: BTreeMap<(i64, String), Decimal>) -> Result<()> {
+    if tx.is_pg() {
+        let rows: Vec<Vec<Arg>> = moves
+            .into_iter()
+            .map(|((a, s), d)| vec![Arg::I64(a), Arg::Text(s), Arg::Dec(d)])
+            .collect();
+        tx.exec_values(
+            "insert into balances (account_id, asset, total) values {values} \
+             on conflict (account_id, asset) do update set total = balances.total + excluded.total",
+            &rows,
+        )
+        .await?;
+        return Ok(());
+    }
+    let keys: Vec<Vec<Arg>> = moves
+        .keys()
+        .map(|(a, s)| vec![Arg::I64(*a), Arg::Text(s.clone())])
+        .collect();
+    let mut totals = moves;
+    let current = tx
+        .rows_values(
+            "select account_id, asset, total from balances where (account_id, asset) in (values {values})",
+            &keys,
+        )
+        .await?;
+    for r in &current {
+        if let Some(t) = totals.get_mut(&(r.i64(0)?, r.text(1)?)) {
+            *t += r.dec(2)?;
+        }
+    }
+    let rows: Vec<Vec<Arg>> = totals
+        .into_iter()
+        .map(|((a, s), d)| vec![Arg::I64(a), Arg::Text(s), Arg::Dec(d)])
+        .collect();
+    tx.exec_values(
+        "insert into balances (account_id, asset, total) values {values} \
          on conflict (account_id, asset) do update set total = excluded.total",
-        &[key[0].clone(), key[1].clone(), Arg::Dec(total)],
+        &rows,
     )
     .await?;
     Ok(())

@@ -12,7 +12,11 @@
 //! - SQLite's `setup()` is never called: it sets `synchronous=OFF` on a
 //!   pooled connection. We run its migrations on our own durable pool;
 //! - the payload type is `serde_json::Value`, so a malformed job cannot
-//!   kill a worker while decoding: the handler rejects it and it is killed.
+//!   kill a worker while decoding: the handler rejects it and it is killed;
+//! - idle workers poll with [`Tick`], not apalis' `IntervalStrategy`: that
+//!   one re-arms its timer without polling it, so after an empty fetch a
+//!   worker could sleep until its next heartbeat (30 s) — measured as 30 s
+//!   gaps between steps before this was replaced.
 
 use crate::db::{Arg, Db, Tx};
 use crate::runtime::{Outcome, Runtime, StepJob};
@@ -20,7 +24,51 @@ use crate::transport::Transport;
 use crate::workflow::Step;
 use anyhow::{Context, Result};
 use apalis::prelude::*;
+use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
+
+/// Wakes an idle worker every `every`; each tick re-arms and polls the
+/// next timer, so the wake-up chain never breaks.
+#[derive(Debug)]
+struct Tick {
+    every: Duration,
+    delay: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Tick {
+    fn new(every: Duration) -> Tick {
+        Tick { every, delay: None }
+    }
+}
+
+impl Clone for Tick {
+    fn clone(&self) -> Tick {
+        Tick::new(self.every)
+    }
+}
+
+impl PollStrategy for Tick {
+    fn poll_drive(&mut self, cx: &mut std::task::Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        let mut fired = false;
+        loop {
+            let every = self.every;
+            let delay = self
+                .delay
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            match delay.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    fired = true;
+                    self.delay = None;
+                }
+                Poll::Pending if fired => return Poll::Ready(Some(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
 
 /// Queue name of a step (apalis' `job_type`).
 pub fn queue_name(step: Step) -> String {
@@ -58,7 +106,7 @@ impl DbQueue {
         }
         Ok(DbQueue {
             db: db.clone(),
-            poll: Duration::from_millis(50),
+            poll: Duration::from_millis(20),
         })
     }
 
@@ -186,7 +234,7 @@ pub async fn run_workers(
                     .batch_size(1);
                 let backend = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(&pool)
                     .with_config(cfg)
-                    .poll_with_interval(poll);
+                    .poll_with_strategy(Tick::new(poll));
                 WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
                     .backend(backend)
                     .data(ctx.clone())
@@ -199,7 +247,7 @@ pub async fn run_workers(
                     .batch_size(1);
                 let backend = apalis_postgres::PostgresStorage::<serde_json::Value>::new(&pool)
                     .with_config(cfg)
-                    .poll_with_interval(poll);
+                    .poll_with_strategy(Tick::new(poll));
                 WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
                     .backend(backend)
                     .data(ctx.clone())

@@ -263,3 +263,58 @@ impl App {
         }
     }
 }
+
+async fn a_dead_workflow_redriven_by_an_operator_completes_once(
+    kind: TransportKind,
+) -> anyhow::Result<()> {
+    let mut app = App::spawn(kind).await?;
+    let wf = app
+        .submit(vec![deposit(1001, "USD", "42")])
+        .await?
+        .remove(0);
+    app.services
+        .runtime
+        .env
+        .inject_failures
+        .store(u64::MAX, Ordering::SeqCst);
+    app.start_workers();
+    app.wait_for(
+        &format!(
+            "select count(*) from workflows where id = {} and state = 'dead'",
+            wf.id
+        ),
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    // The cause is fixed; the operator redrives the workflow.
+    app.services
+        .runtime
+        .env
+        .inject_failures
+        .store(0, Ordering::SeqCst);
+    let said = workers::ops::replay(&app.services, wf.id, None).await?;
+    assert!(
+        said.contains("dead at persist -> pending at persist"),
+        "{said}"
+    );
+    app.wait_all_completed().await?;
+    assert_eq!(
+        outcomes(&app, wf.id, "persist")
+            .await?
+            .last()
+            .map(String::as_str),
+        Some("done")
+    );
+    assert_eq!(app.count("select count(*) from ledger_entries").await?, 2);
+    let bal = app
+        .db()
+        .rows(
+            "select total from balances where account_id = 1001 and asset = 'USD'",
+            &[],
+        )
+        .await?;
+    assert_eq!(bal[0].dec(0)?, dec("42"));
+    app.stop_workers().await
+}
+per_transport!(a_dead_workflow_redriven_by_an_operator_completes_once);

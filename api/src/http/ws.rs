@@ -1,0 +1,166 @@
+//! `GET /v1/ws`: the WebSocket stream of market data and own order updates.
+//!
+//! Authenticate with `Authorization: Bearer <token>` or, for browsers,
+//! `?token=<token>`. Then send
+//! `{"op": "subscribe", "channels": ["trades:BTC-USD", "depth:BTC-USD", "orders"]}`
+//! (or `"op": "unsubscribe"`); the answer is `{"type": "subscribed",
+//! "channels": [...]}` with every channel now subscribed, after which each
+//! message arrives as `{"channel": "...", "data": {"type": ..., ...}}`.
+//!
+//! # Keeping a local order book (as Binance documents it)
+//!
+//! 1. Subscribe to `depth:<market>` and buffer the diffs that arrive.
+//! 2. Get a snapshot: `GET /v1/markets/<market>/book?depth=500`; note its `sequence`.
+//! 3. Drop buffered diffs whose `last_sequence <= sequence`.
+//! 4. The first diff to apply must have `first_sequence <= sequence + 1 <=
+//!    last_sequence`; if it does not, go back to 2.
+//! 5. Apply each diff: every level carries the absolute quantity now at that
+//!    price; 0 removes the level.
+//! 6. Each next diff must have `first_sequence == previous last_sequence + 1`
+//!    (sequence numbers are global to the engine, so gaps between markets'
+//!    diffs are normal; a gap within one market's chain is not): if not, or on
+//!    a `{"type": "lagged"}` notice, go back to 2.
+//!
+//! The snapshot holds at most 500 levels a side; levels beyond it appear as
+//! diffs touch them.
+
+use axum::extract::State;
+use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Access::OwnToken;
+use super::{AppState, Route, route};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::stream::AccountWatch;
+
+/// The routes.
+pub(super) fn routes() -> Vec<Route> {
+    vec![route(OwnToken, Method::GET, "/v1/ws", upgrade)]
+}
+
+/// `?token=` for clients that cannot set headers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsParams {
+    token: Option<String>,
+}
+
+/// Authenticates, then upgrades to a WebSocket session.
+#[tracing::instrument(skip_all)]
+async fn upgrade(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WsParams>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = bearer
+        .or(q.token.as_deref())
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let principal = s.auth.verify(token.trim())?;
+    let ws = ws.map_err(|e| ApiError::BadRequest {
+        code: "websocket_upgrade_expected",
+        detail: e.to_string(),
+    })?;
+    Ok(ws.on_upgrade(move |socket| session(s, principal, socket)))
+}
+
+/// A client's `op` message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Op {
+    op: String,
+    channels: Vec<String>,
+}
+
+/// Counts a connected client while alive.
+struct Connected(std::sync::Arc<crate::metrics::Metrics>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.ws_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One connected client: subscriptions in, matching messages out.
+async fn session(s: AppState, p: Principal, socket: WebSocket) {
+    s.metrics.ws_clients.fetch_add(1, Ordering::Relaxed);
+    let _connected = Connected(s.metrics.clone());
+    let mut rx = s.hub.subscribe();
+    let (mut tx, mut incoming) = socket.split();
+    let mut subs = BTreeSet::new();
+    let mut watch: Option<AccountWatch> = None;
+    loop {
+        let reply = tokio::select! {
+            frame = incoming.next() => match frame {
+                Some(Ok(Frame::Text(t))) => Some(apply(&s, &p, t.as_str(), &mut subs, &mut watch)),
+                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => None,
+            },
+            out = rx.recv() => match out {
+                Ok(o) if subs.contains(&o.message.channel)
+                    && o.message.account.is_none_or(|a| a == p.account.0) => Some(o.text.clone()),
+                Ok(_) => None,
+                Err(RecvError::Lagged(n)) => Some(json!({"type": "lagged", "missed": n}).to_string()),
+                Err(RecvError::Closed) => break,
+            },
+        };
+        if let Some(text) = reply
+            && tx.send(Frame::Text(text.into())).await.is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Applies one `op`; the answer to send back.
+fn apply(
+    s: &AppState,
+    p: &Principal,
+    text: &str,
+    subs: &mut BTreeSet<String>,
+    watch: &mut Option<AccountWatch>,
+) -> String {
+    let error = |code: &str, detail: String| {
+        json!({"type": "error", "code": code, "detail": detail}).to_string()
+    };
+    let op: Op = match serde_json::from_str(text) {
+        Ok(op) => op,
+        Err(e) => return error("invalid_op", e.to_string()),
+    };
+    if let Some(bad) = op.channels.iter().find(|c| !known(s, c)) {
+        return error("unknown_channel", format!("no channel {bad:?}"));
+    }
+    match op.op.as_str() {
+        "subscribe" => subs.extend(op.channels),
+        "unsubscribe" => subs.retain(|c| !op.channels.contains(c)),
+        other => return error("invalid_op", format!("unknown op {other:?}")),
+    }
+    match (subs.contains("orders"), watch.is_some()) {
+        (true, false) => *watch = Some(s.hub.watch_account(p.account.0)),
+        (false, true) => *watch = None,
+        _ => {}
+    }
+    json!({"type": "subscribed", "channels": subs}).to_string()
+}
+
+/// `orders`, or `trades:`/`depth:` with a configured market.
+fn known(s: &AppState, channel: &str) -> bool {
+    match channel.split_once(':') {
+        Some(("trades" | "depth", m)) => s.markets.iter().any(|k| k.id.as_str() == m),
+        None => channel == "orders",
+        _ => false,
+    }
+}

@@ -1,0 +1,167 @@
+//! `GET /v1/ws`: market data that syncs a local book, and own order progress.
+
+use crate::helpers::*;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+type Book = (BTreeMap<Decimal, Decimal>, BTreeMap<Decimal, Decimal>);
+
+fn levels(v: &Value) -> BTreeMap<Decimal, Decimal> {
+    v.as_array()
+        .expect("levels")
+        .iter()
+        .map(|l| (dec(&l["price"]), dec(&l["quantity"])))
+        .collect()
+}
+
+async fn snapshot(app: &TestApp) -> (u64, Book) {
+    let b: Value = app
+        .get(BUYER, "/v1/markets/BTC-USD/book?depth=500")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seq = b["sequence"].as_u64().expect("a sequence");
+    (seq, (levels(&b["bids"]), levels(&b["asks"])))
+}
+
+/// Applies the diffs among `msgs` to a snapshot at `seq`, as a client would;
+/// returns the book and the sequence reached.
+fn apply_diffs(mut seq: u64, mut book: Book, msgs: &[Value]) -> (u64, Book) {
+    for d in msgs.iter().filter(|m| m["channel"] == "depth:BTC-USD") {
+        let d = &d["data"];
+        let (first, last) = (
+            d["first_sequence"].as_u64().unwrap(),
+            d["last_sequence"].as_u64().unwrap(),
+        );
+        assert!(first <= last, "{d}");
+        if last <= seq {
+            continue;
+        }
+        assert!(first <= seq + 1, "a gap before {d} (book at {seq})");
+        for (side, levels) in [(&mut book.0, &d["bids"]), (&mut book.1, &d["asks"])] {
+            for l in levels.as_array().unwrap() {
+                let (p, q) = (dec(&l["price"]), dec(&l["quantity"]));
+                if q.is_zero() {
+                    side.remove(&p);
+                } else {
+                    side.insert(p, q);
+                }
+            }
+        }
+        seq = last;
+    }
+    (seq, book)
+}
+
+fn progress_of(msgs: &[Value], order_id: u64) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m["channel"] == "orders" && m["data"]["type"] == "workflow")
+        .filter(|m| m["data"]["order_id"] == order_id && m["data"]["kind"] == "order")
+        .map(|m| m["data"]["progress"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_websocket_client_syncs_the_book_from_diffs_and_sees_its_orders_progress() {
+    let app = spawn_app().await;
+    let mut ws = app
+        .ws(BUYER, &["trades:BTC-USD", "depth:BTC-USD", "orders"])
+        .await;
+    let (seq0, book0) = snapshot(&app).await;
+
+    let maker = app.place(SELLER, limit_sell("50000", "0.5")).await;
+    assert_eq!(maker.status(), 202);
+    let taker = app.place(BUYER, limit_buy("50100", "0.2")).await;
+    assert_eq!(taker.status(), 202);
+    let taker: Value = taker.json().await.unwrap();
+    let taker_id = taker["order_id"].as_u64().unwrap();
+    let last_seq = taker["sequence"].as_u64().unwrap();
+
+    let msgs = ws
+        .read_until("the trade, the diffs and the order archived", |m| {
+            let depth_done = m.iter().any(|x| {
+                x["channel"] == "depth:BTC-USD"
+                    && x["data"]["last_sequence"].as_u64() >= Some(last_seq)
+            });
+            depth_done && progress_of(m, taker_id).contains(&"archived".to_string())
+        })
+        .await;
+
+    let trades: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["channel"] == "trades:BTC-USD")
+        .collect();
+    assert_eq!(trades.len(), 1, "{trades:?}");
+    assert_eq!(dec(&trades[0]["data"]["price"]), Decimal::from(50_000));
+    assert_eq!(dec(&trades[0]["data"]["quantity"]), Decimal::new(2, 1));
+
+    let diff_seqs: Vec<u64> = msgs
+        .iter()
+        .filter(|m| m["channel"] == "depth:BTC-USD")
+        .map(|m| m["data"]["last_sequence"].as_u64().unwrap())
+        .collect();
+    assert!(diff_seqs.windows(2).all(|w| w[0] < w[1]), "{diff_seqs:?}");
+    let (seq, book) = apply_diffs(seq0, book0, &msgs);
+    let (now_seq, now_book) = snapshot(&app).await;
+    assert!(seq <= now_seq);
+    assert_eq!(
+        book, now_book,
+        "the diffs applied to the snapshot give the new book"
+    );
+    assert_eq!(
+        book.1.get(&Decimal::from(50_000)),
+        Some(&Decimal::new(3, 1))
+    );
+
+    // Own order updates only: the taker's accepted, fill and close.
+    let own: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["channel"] == "orders" && m["data"]["type"] == "order")
+        .collect();
+    assert!(
+        own.iter().all(|m| m["data"]["order_id"] == taker_id),
+        "{own:?}"
+    );
+    let events: Vec<&str> = own
+        .iter()
+        .map(|m| m["data"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["accepted", "fill", "closed"]);
+    assert_eq!(
+        progress_of(&msgs, taker_id),
+        ["persisted", "settled", "published", "archived"]
+    );
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("clearway_ws_clients 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_websocket_needs_a_token_and_accepts_it_in_the_query() {
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    assert!(tokio_tungstenite::connect_async(url.clone()).await.is_err());
+    let with_query = format!("{url}?token={}", token(SELLER, &["trade"]));
+    let (mut stream, _) = tokio_tungstenite::connect_async(with_query).await.unwrap();
+    use futures::{SinkExt, StreamExt};
+    let bad = r#"{"op":"subscribe","channels":["trades:DOGE-USD"]}"#;
+    stream
+        .send(tokio_tungstenite::tungstenite::Message::Text(bad.into()))
+        .await
+        .unwrap();
+    let answer = stream.next().await.unwrap().unwrap();
+    let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(answer["code"], "unknown_channel", "{answer}");
+}

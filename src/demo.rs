@@ -57,33 +57,63 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let secret: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
     let mut auth = AuthConfig::from_env().await?;
     auth.hs256_secret = Some(secret.clone());
-    let rate = RateConfig { per_account: args.rate.max(1) * 10, per_account_burst: args.rate.max(1) * 20, global: args.rate.max(10_000) * 2 };
+    let rate = RateConfig {
+        per_account: args.rate.max(1) * 10,
+        per_account_burst: args.rate.max(1) * 20,
+        global: args.rate.max(10_000) * 2,
+    };
     let (issuer, audience) = (auth.issuer.clone(), auth.audience.clone());
     let built = intake(&services, IntakeConfig { auth, rate });
     let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("Failed to bind")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("Failed to bind")?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(serve(listener, built.router, stop.clone()));
     let worker_services = services.clone();
     let worker_stop = stop.clone();
-    let workers = tokio::spawn(async move { workers::transport::run_workers(&worker_services, worker_stop, api::app::GRACE).await });
+    let workers = tokio::spawn(async move {
+        workers::transport::run_workers(&worker_services, worker_stop, api::app::GRACE).await
+    });
     wait_ready(&built.host, Duration::from_secs(300)).await?;
     let first_account = 100_000 + (chrono_like_now() % 1_000_000) * 1_000;
-    eprintln!("demo: {} on {} transport, data dir {}", base, format!("{:?}", settings.transport).to_lowercase(), settings.data_dir.display());
+    eprintln!(
+        "demo: {} on {} transport, data dir {}",
+        base,
+        format!("{:?}", settings.transport).to_lowercase(),
+        settings.data_dir.display()
+    );
     eprintln!("demo: funding {} accounts", args.accounts);
     for a in 0..args.accounts {
         for (asset, amount) in [("USD", 100_000_000u64), ("BTC", 10_000)] {
-            let cmd = Command::Deposit { account: AccountId(first_account + a), asset: Asset::parse(asset)?, amount: Decimal::from(amount) };
-            built.host.submit(cmd).await.map_err(|e| anyhow::anyhow!("funding failed: {e}"))?;
+            let cmd = Command::Deposit {
+                account: AccountId(first_account + a),
+                asset: Asset::parse(asset)?,
+                amount: Decimal::from(amount),
+            };
+            built
+                .host
+                .submit(cmd)
+                .await
+                .map_err(|e| anyhow::anyhow!("funding failed: {e}"))?;
         }
     }
     let tokens: Vec<String> = (0..args.accounts)
-        .map(|a| mint_hs256(&secret, &dev_claims(first_account + a, &["trade"], 3_600, &issuer, &audience)))
+        .map(|a| {
+            mint_hs256(
+                &secret,
+                &dev_claims(first_account + a, &["trade"], 3_600, &issuer, &audience),
+            )
+        })
         .collect::<Result<_>>()?;
     let workflows_before = count(&services.db, "select count(*) from workflows").await?;
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let counters = Arc::new(Counters::default());
     let total = args.rate * args.seconds;
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
@@ -96,8 +126,8 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         tokio::time::sleep_until(intended.into()).await;
         let r = rng.next();
         let token = tokens[(r % args.accounts) as usize].clone();
-        let buy = (r >> 8) % 2 == 0;
-        let aggressive = (r >> 9) % 2 == 0;
+        let buy = (r >> 8).is_multiple_of(2);
+        let aggressive = (r >> 9).is_multiple_of(2);
         // Passive orders rest a few ticks away from 50,000; aggressive ones cross as IOC.
         let offset = Decimal::new(((r >> 10) % 5 + 1) as i64, 2);
         let mid = Decimal::from(50_000);
@@ -109,14 +139,21 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
             "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
         });
-        let (client, url, h, c) = (client.clone(), format!("{base}/v1/orders"), hist.clone(), counters.clone());
+        let (client, url, h, c) = (
+            client.clone(),
+            format!("{base}/v1/orders"),
+            hist.clone(),
+            counters.clone(),
+        );
         inflight.spawn(async move {
             let (hist, counters) = (h, c);
             let res = client.post(url).bearer_auth(token).json(&body).send().await;
             let micros = intended.elapsed().as_micros() as u64;
             match res.map(|r| r.status().as_u16()) {
                 Ok(202) => counters.accepted.fetch_add(1, Ordering::Relaxed),
-                Ok(s) if (400..500).contains(&s) => counters.rejected.fetch_add(1, Ordering::Relaxed),
+                Ok(s) if (400..500).contains(&s) => {
+                    counters.rejected.fetch_add(1, Ordering::Relaxed)
+                }
                 _ => counters.failed.fetch_add(1, Ordering::Relaxed),
             };
             hist.lock().await.record(micros.max(1)).ok();
@@ -142,7 +179,11 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let drain_start = Instant::now();
     let mut completed = 0;
     while drain_start.elapsed() < Duration::from_secs(120) {
-        completed = count(&services.db, "select count(*) from workflows where state = 'completed'").await?;
+        completed = count(
+            &services.db,
+            "select count(*) from workflows where state = 'completed'",
+        )
+        .await?;
         if completed >= expected {
             break;
         }
@@ -150,10 +191,28 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     }
     let drained = drain_start.elapsed();
     println!("transport:       {:?}", settings.transport);
-    println!("offered:         {} orders/s for {} s ({} orders, {} accounts, {} connections)", args.rate, args.seconds, total, args.accounts, args.connections);
-    println!("accepted:        {accepted} ({} orders/s over {:.1} s); rejected {}; failed {}", accepted * 1000 / sent_for.as_millis().max(1) as u64, sent_for.as_secs_f32(), counters.rejected.load(Ordering::Relaxed), counters.failed.load(Ordering::Relaxed));
-    println!("latency (µs, from intended send): p50 {}  p99 {}  p99.9 {}  max {}", h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max());
-    println!("workflows:       {completed} of {expected} completed, {:.1} s after the last order", drained.as_secs_f32());
+    println!(
+        "offered:         {} orders/s for {} s ({} orders, {} accounts, {} connections)",
+        args.rate, args.seconds, total, args.accounts, args.connections
+    );
+    println!(
+        "accepted:        {accepted} ({} orders/s over {:.1} s); rejected {}; failed {}",
+        accepted * 1000 / sent_for.as_millis().max(1) as u64,
+        sent_for.as_secs_f32(),
+        counters.rejected.load(Ordering::Relaxed),
+        counters.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "latency (µs, from intended send): p50 {}  p99 {}  p99.9 {}  max {}",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+    println!(
+        "workflows:       {completed} of {expected} completed, {:.1} s after the last order",
+        drained.as_secs_f32()
+    );
     stop.cancel();
     server.await.context("server panicked")??;
     workers.await.context("workers panicked")??;
@@ -166,5 +225,8 @@ async fn count(db: &workers::db::Db, sql: &str) -> Result<i64> {
 
 /// Seconds since the epoch, for account numbers that do not collide between runs.
 fn chrono_like_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -201,14 +201,16 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
 async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
     if let Ops::Replay { workflow_id, step } = ops {
         let step = match step.as_deref() {
-            Some(s) => Some(
-                workers::workflow::Step::parse(s)
-                    .with_context(|| format!("unknown step {s:?}: use persist, settle, publish or archive"))?,
-            ),
+            Some(s) => Some(workers::workflow::Step::parse(s).with_context(|| {
+                format!("unknown step {s:?}: use persist, settle, publish or archive")
+            })?),
             None => None,
         };
         let services = connect(settings, "clearway-ops").await?;
-        print!("{}", workers::ops::replay(&services, workflow_id, step).await?);
+        print!(
+            "{}",
+            workers::ops::replay(&services, workflow_id, step).await?
+        );
         return Ok(());
     }
     let db = workers::db::Db::connect(&settings.database_url, 2).await?;

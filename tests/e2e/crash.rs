@@ -33,11 +33,11 @@ async fn load(base: String, tokens: [String; 2], accepted: Arc<AtomicUsize>) -> 
                 let Ok(r) = client.post(format!("{base}/v1/orders")).bearer_auth(&tokens[n % 2]).json(&body).send().await else {
                     break; // the server is gone
                 };
-                if r.status() == 202 {
-                    if let Ok(v) = r.json::<Value>().await {
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                        answers.push(v);
-                    }
+                if r.status() == 202
+                    && let Ok(v) = r.json::<Value>().await
+                {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    answers.push(v);
                 }
             }
             answers

@@ -10,7 +10,10 @@
 //! rows, one update of states). Steps whose effect is only in the database
 //! (persist, settle) run in one transaction: load, effect, attempts, states
 //! and hand-off. Steps with an outside effect (publish, archive) first mark
-//! their workflows `running` with a lease, in one statement and commit.
+//! their workflows `running` with a lease (and archive builds its objects)
+//! and commit; the effect then runs with no transaction open (no SQLite
+//! write lock held while files are synced), and a second transaction
+//! records it.
 
 use crate::db::{Db, Tx};
 use crate::records::{self, Loaded, StateChange};
@@ -168,9 +171,7 @@ impl Runtime {
             records::insert_workflows(tx, &job.inputs, started).await?;
             commit(open).await?;
         }
-        let t_load = std::time::Instant::now();
-        eprintln!("TIMING {} n={} start at {}", job.step, job.workflow_ids.len(), now_us() / 1000 % 100_000);
-        let mut tx = open.insert(env.db.begin().await?);
+        let tx = open.insert(env.db.begin().await?);
         let loaded = records::load(tx, &job.workflow_ids).await?;
         if loaded.len() != job.workflow_ids.len() {
             return Err(StepError::Permanent(anyhow::anyhow!(
@@ -189,8 +190,10 @@ impl Runtime {
         let ids: Vec<u64> = todo.iter().map(|l| l.input.id).collect();
         let prior = records::attempts_so_far(tx, &ids, job.step).await?;
         let attempt_of = |id: u64| prior.get(&id).copied().unwrap_or(0) + 1;
-        let outside = matches!(job.step, Step::Publish | Step::Archive);
-        if outside && !todo.is_empty() {
+        let inputs: Vec<&WorkflowInput> = todo.iter().map(|l| &l.input).collect();
+        let outside = matches!(job.step, Step::Publish | Step::Archive) && !todo.is_empty();
+        let mut objects = vec![];
+        if outside {
             let lease = Some(started + env.lease_us);
             let running: Vec<StateChange> = todo
                 .iter()
@@ -205,8 +208,10 @@ impl Runtime {
                 })
                 .collect();
             records::set_states(tx, &running).await?;
+            if job.step == Step::Archive {
+                objects = steps::archive::build(tx, &inputs).await?;
+            }
             commit(open).await?;
-            tx = open.insert(env.db.begin().await?);
         }
 
         if env.inject_failures.load(Ordering::SeqCst) > 0 && !todo.is_empty() {
@@ -214,21 +219,32 @@ impl Runtime {
             return Err(StepError::Transient(anyhow::anyhow!("injected failure")));
         }
 
-        // External effects that cannot join the transaction first; then the
-        // database effect, the attempt rows and the hand-off in one commit.
-        let inputs: Vec<&WorkflowInput> = todo.iter().map(|l| &l.input).collect();
+        // Effects outside the database first, with no transaction open; then
+        // the database effect, the attempt rows and the hand-off in one commit.
+        let mut stored = vec![];
+        if outside {
+            match job.step {
+                Step::Publish => steps::publish::run(&env.sink, &inputs).await?,
+                _ => stored = steps::archive::store(&env.archive, objects).await?,
+            }
+        }
+        if open.is_none() {
+            *open = Some(env.db.begin().await?);
+        }
+        let Some(tx) = open.as_mut() else {
+            unreachable!("a transaction was just opened")
+        };
         if !inputs.is_empty() {
             match job.step {
                 Step::Persist => steps::persist::run_batch(tx, &inputs).await?,
                 Step::Settle => {
                     steps::settle::run_batch(tx, &inputs, &env.markets, env.fee_account).await?
                 }
-                Step::Publish => steps::publish::run(&env.sink, &inputs).await?,
-                Step::Archive => steps::archive::run_batch(tx, &env.archive, &inputs).await?,
+                Step::Publish => {}
+                Step::Archive => steps::archive::record(tx, &inputs, stored).await?,
             }
         }
         let finished = now_us();
-        eprintln!("TIMING {} effect done {:?}", job.step, t_load.elapsed());
         let mut next: std::collections::BTreeMap<Step, Vec<u64>> = Default::default();
         let mut attempts = Vec::with_capacity(loaded.len());
         let mut changes = Vec::with_capacity(todo.len());
@@ -291,7 +307,6 @@ impl Runtime {
             }
         }
         commit(open).await?;
-        eprintln!("TIMING {} committed {:?}", job.step, t_load.elapsed());
         Ok(Outcome::Done(later))
     }
 }

@@ -37,7 +37,7 @@ pub async fn insert_workflows(tx: &mut Tx, wfs: &[WorkflowInput], now: i64) -> R
     }
     tx.exec_values(
         "insert into workflows (id, kind, order_id, account_id, market, input, state, step, attempts, created_at, updated_at) \
-         values {values} on conflict (id) do nothing",
+         select * from {rows} where true on conflict (id) do nothing",
         &rows,
     )
     .await?;
@@ -60,9 +60,9 @@ pub struct Loaded {
 /// redelivered job waits for the first one and then sees it moved on.
 pub async fn load(tx: &mut Tx, ids: &[u64]) -> Result<Vec<Loaded>> {
     let sql = if tx.is_pg() {
-        "select id, input, state, step from workflows where id in ({values}) order by id for update"
+        "select id, input, state, step from workflows where id in (select column1 from {rows}) order by id for update"
     } else {
-        "select id, input, state, step from workflows where id in ({values}) order by id"
+        "select id, input, state, step from workflows where id in (select column1 from {rows}) order by id"
     };
     let mut out = Vec::with_capacity(ids.len());
     for r in tx.rows_values(sql, &ids_arg(ids)).await? {
@@ -92,7 +92,7 @@ pub async fn attempts_so_far(tx: &mut Tx, ids: &[u64], step: Step) -> Result<Has
     let mut out = HashMap::new();
     let sql = format!(
         "select workflow_id, count(*) from workflow_attempts where step = '{}' and outcome <> 'duplicate' \
-         and workflow_id in ({{values}}) group by workflow_id",
+         and workflow_id in (select column1 from {{rows}}) group by workflow_id",
         step.as_str()
     );
     for r in tx.rows_values(&sql, &ids_arg(ids)).await? {
@@ -146,7 +146,7 @@ pub async fn append_attempts(tx: &mut Tx, attempts: &[Attempt]) -> Result<()> {
         .collect();
     tx.exec_values(
         "insert into workflow_attempts (workflow_id, step, attempt, worker, started_at, finished_at, outcome, error) \
-         values {values}",
+         select * from {rows} where true",
         &rows,
     )
     .await?;
@@ -214,7 +214,7 @@ pub async fn set_states(tx: &mut Tx, changes: &[StateChange]) -> Result<()> {
         .collect();
     tx.exec_values(
         "update workflows set state = v.column2, step = v.column3, attempts = v.column4, last_error = v.column5, \
-         updated_at = v.column6, lease_until = v.column7 from (values {values}) as v where workflows.id = v.column1",
+         updated_at = v.column6, lease_until = v.column7 from {rows} where workflows.id = v.column1",
         &rows,
     )
     .await?;

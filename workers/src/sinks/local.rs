@@ -172,7 +172,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Threads the blocking file work of a batch is spread over.
-const THREADS: usize = 8;
+const THREADS: usize = 32;
 
 /// Runs `f` over `items` on up to [`THREADS`] threads; results in order.
 fn parallel<T: Sync, R: Send>(

@@ -35,26 +35,42 @@ pub async fn run(tx: &mut Tx, store: &ArchiveStore, wf: &WorkflowInput) -> Resul
     run_batch(tx, store, &[wf]).await
 }
 
-/// Builds a batch's records with one query per table, stores the objects
-/// (in parallel; on disk each file and each directory is synced once), and
-/// records keys and checksums in one statement.
+/// Builds a batch's records, stores them and records their checksums, all
+/// in `tx`. The runtime runs the three parts separately ([`build`] in its
+/// first transaction, [`store`] between, [`record`] in its last), so no
+/// write lock is held while files are written.
 pub async fn run_batch(
     tx: &mut Tx,
-    store: &ArchiveStore,
+    archive: &ArchiveStore,
     wfs: &[&WorkflowInput],
 ) -> Result<(), StepError> {
-    let t = std::time::Instant::now();
-    let recs = records(tx, wfs).await?;
-    eprintln!("TIMING archive records {:?}", t.elapsed());
+    let objects = build(tx, wfs).await?;
+    let stored = store(archive, objects).await?;
+    record(tx, wfs, stored).await
+}
+
+/// The objects (key, bytes) of a batch, read with one query per table.
+pub async fn build(
+    tx: &mut Tx,
+    wfs: &[&WorkflowInput],
+) -> Result<Vec<(String, Vec<u8>)>, StepError> {
     let mut objects = Vec::with_capacity(wfs.len());
-    for (wf, record) in wfs.iter().zip(recs) {
+    for (wf, record) in wfs.iter().zip(records(tx, wfs).await?) {
         let bytes =
             serde_json::to_vec_pretty(&record).map_err(|e| StepError::Permanent(e.into()))?;
         objects.push((object_key(wf), bytes));
     }
-    eprintln!("TIMING archive json {:?}", t.elapsed());
+    Ok(objects)
+}
+
+/// Stores each object unless its key exists (in parallel; on disk each
+/// file and each directory is synced once); returns (key, stored bytes).
+pub async fn store(
+    archive: &ArchiveStore,
+    objects: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<(String, Vec<u8>)>, StepError> {
     let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
-    let stored = match store {
+    let stored: Vec<Vec<u8>> = match archive {
         ArchiveStore::Dir(d) => d.put_many(objects).await?,
         other => {
             futures::stream::iter(objects)
@@ -64,22 +80,29 @@ pub async fn run_batch(
                 .await?
         }
     };
-    eprintln!("TIMING archive files {:?}", t.elapsed());
+    Ok(keys.into_iter().zip(stored).collect())
+}
+
+/// Records the stored objects' keys and checksums, in one statement.
+pub async fn record(
+    tx: &mut Tx,
+    wfs: &[&WorkflowInput],
+    stored: Vec<(String, Vec<u8>)>,
+) -> Result<(), StepError> {
     let rows: Vec<Vec<Arg>> = wfs
         .iter()
-        .zip(keys)
-        .zip(&stored)
-        .map(|((wf, key), bytes)| {
+        .zip(stored)
+        .map(|(wf, (key, bytes))| {
             vec![
                 Arg::I64(wf.id as i64),
                 Arg::Text(key),
-                Arg::Text(hex::encode(Sha256::digest(bytes))),
+                Arg::Text(hex::encode(Sha256::digest(&bytes))),
                 Arg::I64(wf.ts as i64),
             ]
         })
         .collect();
     tx.exec_values(
-        "insert into archive_objects (workflow_id, object_key, sha256, created_at) values {values} \
+        "insert into archive_objects (workflow_id, object_key, sha256, created_at) select * from {rows} where true \
          on conflict (workflow_id) do nothing",
         &rows,
     )
@@ -173,7 +196,7 @@ async fn records(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<Vec<Value>> {
     };
     let wf_ids = id_rows(wfs.iter().map(|w| w.id));
     let sql = format!(
-        "select {} from orders where order_id in ({{values}})",
+        "select {} from orders where order_id in (select column1 from {{rows}})",
         order_cols.join(", ")
     );
     let orders = by_key(
@@ -182,7 +205,7 @@ async fn records(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<Vec<Value>> {
         0,
     )?;
     let sql = format!(
-        "select {} from trades where trade_id in ({{values}})",
+        "select {} from trades where trade_id in (select column1 from {{rows}})",
         trade_cols.join(", ")
     );
     let trades = by_key(
@@ -191,12 +214,12 @@ async fn records(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<Vec<Value>> {
         0,
     )?;
     let sql = format!(
-        "select {}, workflow_id from ledger_entries where workflow_id in ({{values}}) order by posting, leg",
+        "select {}, workflow_id from ledger_entries where workflow_id in (select column1 from {{rows}}) order by posting, leg",
         leg_cols.join(", ")
     );
     let legs = by_key(tx.rows_values(&sql, &wf_ids).await?, leg_cols.len())?;
     let sql = format!(
-        "select {}, workflow_id from workflow_attempts where workflow_id in ({{values}}) order by id",
+        "select {}, workflow_id from workflow_attempts where workflow_id in (select column1 from {{rows}}) order by id",
         att_cols.join(", ")
     );
     let attempts = by_key(tx.rows_values(&sql, &wf_ids).await?, att_cols.len())?;

@@ -110,14 +110,14 @@ pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepEr
     tx.exec_values(
         "insert into orders (order_id, account_id, market, client_order_id, side, order_type, price, quantity, \
          time_in_force, post_only, status, filled, open_quantity, accepted_seq, last_seq, created_at, updated_at) \
-         values {values} on conflict (order_id) do nothing",
+         select * from {rows} where true on conflict (order_id) do nothing",
         &orders,
     )
     .await?;
     tx.exec_values(
         "insert into trades (trade_id, seq, market, price, quantity, quote_amount, taker_side, maker_order_id, \
          taker_order_id, maker_account, taker_account, maker_fee, taker_fee, created_at) \
-         values {values} on conflict (trade_id) do nothing",
+         select * from {rows} where true on conflict (trade_id) do nothing",
         &trades,
     )
     .await?;
@@ -135,7 +135,7 @@ pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepEr
         tx.exec_values(
             "update orders set filled = coalesce(v.column2, orders.filled), open_quantity = v.column3, \
              price = coalesce(v.column4, orders.price), status = coalesce(v.column5, orders.status), \
-             last_seq = v.column6, updated_at = v.column7 from (values {values}) as v \
+             last_seq = v.column6, updated_at = v.column7 from {rows} \
              where orders.order_id = v.column1 and orders.last_seq < v.column6",
             &rows,
         )
@@ -145,7 +145,7 @@ pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepEr
     let ids: Vec<Vec<Arg>> = filled.iter().map(|i| vec![Arg::I64(*i as i64)]).collect();
     let known = tx
         .rows_values(
-            "select order_id from orders where order_id in ({values})",
+            "select order_id from orders where order_id in (select column1 from {rows})",
             &ids,
         )
         .await?;

@@ -188,7 +188,7 @@ pub async fn run_batch(
     let inserted = tx
         .rows_values(
             "insert into ledger_entries (posting, leg, workflow_id, account_id, asset, amount, kind, created_at) \
-             values {values} on conflict (posting, leg) do nothing returning account_id, asset, amount",
+             select * from {rows} where true on conflict (posting, leg) do nothing returning account_id, asset, amount",
             &rows,
         )
         .await?;
@@ -213,7 +213,7 @@ async fn add_to_balances(tx: &mut Tx, moves: BTreeMap<(i64, String), Decimal>) -
             .map(|((a, s), d)| vec![Arg::I64(a), Arg::Text(s), Arg::Dec(d)])
             .collect();
         tx.exec_values(
-            "insert into balances (account_id, asset, total) values {values} \
+            "insert into balances (account_id, asset, total) select * from {rows} where true \
              on conflict (account_id, asset) do update set total = balances.total + excluded.total",
             &rows,
         )
@@ -227,7 +227,7 @@ async fn add_to_balances(tx: &mut Tx, moves: BTreeMap<(i64, String), Decimal>) -
     let mut totals = moves;
     let current = tx
         .rows_values(
-            "select account_id, asset, total from balances where (account_id, asset) in (values {values})",
+            "select account_id, asset, total from balances where (account_id, asset) in (select column1, column2 from {rows})",
             &keys,
         )
         .await?;
@@ -241,7 +241,7 @@ async fn add_to_balances(tx: &mut Tx, moves: BTreeMap<(i64, String), Decimal>) -
         .map(|((a, s), d)| vec![Arg::I64(a), Arg::Text(s), Arg::Dec(d)])
         .collect();
     tx.exec_values(
-        "insert into balances (account_id, asset, total) values {values} \
+        "insert into balances (account_id, asset, total) select * from {rows} where true \
          on conflict (account_id, asset) do update set total = excluded.total",
         &rows,
     )

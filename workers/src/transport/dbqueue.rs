@@ -51,7 +51,11 @@ impl Clone for Tick {
 }
 
 impl PollStrategy for Tick {
-    fn poll_drive(&mut self, cx: &mut std::task::Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
+    ) -> Poll<Option<()>> {
         let mut fired = false;
         loop {
             let every = self.every;
@@ -165,6 +169,15 @@ impl DbQueue {
     }
 }
 
+/// How often a worker reports alive. apalis re-enqueues the jobs of a worker
+/// silent for `HEARTBEAT × MISSED_HEARTBEATS` (its defaults: 60 s on SQLite,
+/// 300 s on PostgreSQL) — that is how long a job held by a SIGKILLed worker
+/// waits. 12 s keeps recovery well under the one-minute promise; steps take
+/// well under a second, so a live worker is never taken for dead.
+const HEARTBEAT: Duration = Duration::from_secs(3);
+/// Missed heartbeats before a worker's jobs are re-enqueued.
+const MISSED_HEARTBEATS: usize = 4;
+
 /// What each handler gets.
 #[derive(Clone, Debug)]
 struct Ctx {
@@ -231,7 +244,9 @@ pub async fn run_workers(
             Db::Lite(pool) => monitor.register(move |restarts| {
                 let cfg = apalis_sqlite::Config::default()
                     .queue(queue_name(step))
-                    .batch_size(1);
+                    .batch_size(1)
+                    .heartbeat_interval(HEARTBEAT)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 let backend = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(&pool)
                     .with_config(cfg)
                     .poll_with_strategy(Tick::new(poll));
@@ -244,7 +259,9 @@ pub async fn run_workers(
             Db::Pg(pool) => monitor.register(move |restarts| {
                 let cfg = apalis_postgres::Config::default()
                     .queue(queue_name(step))
-                    .batch_size(1);
+                    .batch_size(1)
+                    .heartbeat_interval(HEARTBEAT)
+                    .missed_heartbeats(MISSED_HEARTBEATS);
                 let backend = apalis_postgres::PostgresStorage::<serde_json::Value>::new(&pool)
                     .with_config(cfg)
                     .poll_with_strategy(Tick::new(poll));

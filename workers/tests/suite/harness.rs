@@ -237,7 +237,7 @@ impl App {
     }
 
     pub async fn count(&self, sql: &str) -> Result<i64> {
-        Ok(self.db().rows(sql, &[]).await?[0].i64(0)?)
+        self.db().rows(sql, &[]).await?[0].i64(0)
     }
 
     /// Every event id on the stream (local log or Kinesis), in order.

@@ -49,8 +49,7 @@ async fn an_altered_journal_stops_recovery(kind: TransportKind) -> anyhow::Resul
         .await?;
     let err = workers::recovery::rebuild(app.db(), config::engine_config())
         .await
-        .err()
-        .expect("recovery refuses");
+        .expect_err("recovery refuses");
     assert!(format!("{err:#}").contains("inconsistent"), "{err:#}");
     Ok(())
 }

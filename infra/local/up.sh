@@ -176,7 +176,8 @@ if [ "$VENV_OK" = 0 ]; then
 fi
 
 # ---------------------------------------------------------------- moto_server
-moto_ok() { curl -sf -o /dev/null --max-time 2 "$AWS_ENDPOINT_URL/moto-api/data.json"; }
+# /moto-api/ is cheap; /moto-api/data.json dumps all state and gets slow.
+moto_ok() { curl -sf -o /dev/null --max-time 10 "$AWS_ENDPOINT_URL/moto-api/"; }
 if ! moto_ok; then
   if port_open "$MOTO_PORT"; then
     die "127.0.0.1:$MOTO_PORT is taken by something that is not moto_server; set MOTO_PORT"

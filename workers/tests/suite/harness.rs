@@ -113,7 +113,7 @@ async fn create_aws_resources(prefix: &str) -> Result<()> {
 impl App {
     pub async fn spawn(kind: TransportKind) -> Result<App> {
         let dir = tempfile::tempdir()?;
-        let unique = format!("t{}", uuid::Uuid::new_v4().simple());
+        let unique = format!("cwtest{}", uuid::Uuid::new_v4().simple());
         let database_url = match kind {
             TransportKind::Sqlite => {
                 format!("sqlite://{}", dir.path().join("clearway.db").display())

@@ -6,9 +6,45 @@
 //! exactly; a difference means the journal was altered, and start-up stops.
 
 use crate::db::{Arg, Db};
+use crate::transport::Transport;
 use crate::workflow::WorkflowInput;
 use anyhow::{Context, Result, bail};
 use pipeline::{Engine, EngineConfig};
+use std::time::{Duration, Instant};
+
+/// Drain before load. On the database transports every accepted command is
+/// in the journal already, so there is nothing to wait for. On SQS the
+/// journal rows are written by the persist step: wait (up to `within`) until
+/// the persist queue is empty, and refuse while its dead-letter queue holds
+/// anything — an accepted order must never be silently lost.
+///
+/// This uses SQS's approximate counters; the barrier message of DESIGN.md
+/// (one per message group, waited for in persist) is the stronger form and
+/// is not built yet.
+pub async fn drain(transport: &Transport, within: Duration) -> Result<()> {
+    let Transport::Sqs(q) = transport else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let (pending, dead) = q.backlog(crate::workflow::Step::Persist).await?;
+        if dead > 0 {
+            bail!(
+                "the persist dead-letter queue holds {dead} message(s): accepted orders may be unpersisted. \
+                 Inspect and redrive them (receive from the DLQ, send to the persist queue) before starting"
+            );
+        }
+        if pending == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{pending} message(s) still on the persist queue after {within:?}: are the workers running?"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
 
 /// Rebuilds the engine from the journal.
 pub async fn rebuild(db: &Db, config: EngineConfig) -> Result<Engine> {

@@ -220,7 +220,7 @@ impl Host {
         self.ready.store(false, Ordering::Release);
         let mut delay = Duration::from_millis(100);
         loop {
-            let attempt = rebuild(self.services.db.clone());
+            let attempt = rebuild(self.services.clone());
             tokio::pin!(attempt);
             let result = loop {
                 tokio::select! {
@@ -250,7 +250,10 @@ impl Host {
     }
 }
 
-async fn rebuild(db: workers::db::Db) -> Result<Core> {
+/// Drain, then load: on SQS the persist queue must be empty first.
+async fn rebuild(services: workers::config::Services) -> Result<Core> {
+    workers::recovery::drain(&services.transport, Duration::from_secs(60)).await?;
+    let db = services.db;
     let engine = workers::recovery::rebuild(&db, engine_config()).await?;
     let client_ids = ClientIds::load(&db).await?;
     Ok(Core { engine, client_ids })

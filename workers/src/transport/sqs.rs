@@ -337,3 +337,36 @@ async fn consume(
     }
     Ok(())
 }
+
+impl SqsQueue {
+    /// Messages on `step`'s queue (visible + in flight) and on its DLQ,
+    /// from the approximate counters SQS keeps.
+    pub async fn backlog(&self, step: Step) -> Result<(i64, i64)> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let count = |url: String| {
+            let client = self.client.clone();
+            async move {
+                let out = client
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(A::ApproximateNumberOfMessages)
+                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .context("GetQueueAttributes failed")?;
+                let attrs = out.attributes().cloned().unwrap_or_default();
+                let n = |a: A| {
+                    attrs
+                        .get(&a)
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(0)
+                };
+                Ok::<_, anyhow::Error>(
+                    n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible),
+                )
+            }
+        };
+        let (main, dlq) = self.urls(step).clone();
+        Ok((count(main).await?, count(dlq).await?))
+    }
+}

@@ -80,7 +80,8 @@ impl Fill {
             trade_id: t.trade_id.0,
             price: t.price.value(),
             quantity: t.quantity.value(),
-            fee: if maker { t.maker_fee } else { t.taker_fee },
+            // Fees carry the asset's full internal scale; show them as written.
+            fee: (if maker { t.maker_fee } else { t.taker_fee }).normalize(),
             liquidity: if maker { "maker" } else { "taker" },
         }
     }

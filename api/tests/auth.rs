@@ -1,5 +1,7 @@
 use crate::helpers::*;
-use api::auth::mint_hs256;
+use api::auth::{AuthConfig, Claims, mint_hs256};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401() {
@@ -65,4 +67,100 @@ async fn probes_need_no_token() {
         "{metrics}"
     );
     assert!(metrics.contains("route=\"/readyz\""), "{metrics}");
+}
+
+/// Test-only keys (see `tests/fixtures/README.md`).
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+const RSA_KID: &str = "clearway-test-rsa-1";
+const EC_KID: &str = "clearway-test-ec-1";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/{name}")).expect("a fixture")
+}
+
+/// A token for `claims`, signed with `alg` by `key`, announcing `kid`.
+fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Claims) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, key).expect("a token")
+}
+
+#[tokio::test]
+async fn an_rs256_token_from_a_jwks_is_accepted_and_a_token_signed_by_another_key_is_not() {
+    // The JWKS file as `CLEARWAY_JWKS` would load it; HS256 is disabled.
+    let jwks: JwkSet = serde_json::from_slice(&fixture("jwks.json")).expect("a JWKS");
+    let app = spawn_app_with_auth(AuthConfig {
+        issuer: api::auth::DEFAULT_ISSUER.into(),
+        audience: api::auth::DEFAULT_AUDIENCE.into(),
+        hs256_secret: None,
+        jwks: Some(jwks),
+    })
+    .await;
+    let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("the RSA key");
+    let other_rsa = EncodingKey::from_rsa_pem(&fixture("rsa_b.pem")).expect("another RSA key");
+    let ec = EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("the EC key");
+    let good = claims(SELLER, &["trade"]);
+
+    let balances = |token: String| {
+        app.client
+            .get(app.url("/v1/balances"))
+            .bearer_auth(token)
+            .send()
+    };
+    for (what, token) in [
+        ("RS256", sign(Algorithm::RS256, Some(RSA_KID), &rsa, &good)),
+        ("ES256", sign(Algorithm::ES256, Some(EC_KID), &ec, &good)),
+    ] {
+        let res = balances(token.clone()).await.unwrap();
+        assert_eq!(res.status(), 200, "{what}");
+        let res = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(token)
+            .json(&limit_sell("90000", "0.01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{what}");
+    }
+
+    let mut expired = claims(SELLER, &["trade"]);
+    expired.exp -= 7200;
+    expired.nbf -= 7200;
+    let mut wrong_aud = claims(SELLER, &["trade"]);
+    wrong_aud.aud = "someone-else".into();
+    // `alg: none`: the header `{"alg":"none","typ":"JWT"}`, a good
+    // token's claims, no signature.
+    let good_rs256 = sign(Algorithm::RS256, Some(RSA_KID), &rsa, &good);
+    let payload = good_rs256.split('.').nth(1).expect("a payload");
+    let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    for (what, bad) in [
+        (
+            "another key, same kid",
+            sign(Algorithm::RS256, Some(RSA_KID), &other_rsa, &good),
+        ),
+        (
+            "an unknown kid",
+            sign(Algorithm::RS256, Some("no-such-key"), &rsa, &good),
+        ),
+        ("no kid", sign(Algorithm::RS256, None, &rsa, &good)),
+        (
+            "the RSA kid on an ES256 token",
+            sign(Algorithm::ES256, Some(RSA_KID), &ec, &good),
+        ),
+        (
+            "expired",
+            sign(Algorithm::RS256, Some(RSA_KID), &rsa, &expired),
+        ),
+        (
+            "wrong audience",
+            sign(Algorithm::RS256, Some(RSA_KID), &rsa, &wrong_aud),
+        ),
+        ("HS256 while disabled", mint_hs256(SECRET, &good).unwrap()),
+        ("alg none", unsigned),
+    ] {
+        let res = balances(bad).await.unwrap();
+        assert_eq!(res.status(), 401, "{what}");
+        assert_problem(res, 401, "unauthorized").await;
+    }
 }

@@ -1,5 +1,6 @@
 //! `spawn_app`: the real router on 127.0.0.1:0 with a fresh SQLite data dir,
-//! the engine host and the workers in-process, demo accounts funded.
+//! the engine host and the workers in-process, demo accounts funded;
+//! `spawn_app_on_postgres` for the PostgreSQL transport.
 
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub db: Db,
+    /// The app's database URL (for a second, independent connection).
+    pub database_url: String,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -51,21 +54,94 @@ pub async fn spawn_app_with_redis(redis_url: &str) -> TestApp {
 }
 
 pub async fn spawn_app_full(rate: RateConfig, streams: StreamConfig) -> TestApp {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    // Start from the environment's settings so fields added later keep their defaults.
-    let mut settings = Settings::from_env().expect("settings");
-    settings.transport = TransportKind::Sqlite;
-    settings.data_dir = dir.path().to_path_buf();
-    settings.database_url = format!("sqlite://{}", dir.path().join("clearway.db").display());
-    settings.kinesis = false;
-    settings.s3 = false;
-    let services = connect(&settings, "test").await.expect("services");
-    let auth = AuthConfig {
+    spawn(Store::Sqlite, rate, streams, hs256_auth()).await
+}
+
+/// An app on the PostgreSQL transport, in a fresh `cwtest…` database (CI
+/// drops those).
+pub async fn spawn_app_on_postgres() -> TestApp {
+    spawn(
+        Store::Postgres,
+        RateConfig::default(),
+        StreamConfig::default(),
+        hs256_auth(),
+    )
+    .await
+}
+
+/// An app (SQLite) that verifies tokens with `auth`.
+pub async fn spawn_app_with_auth(auth: AuthConfig) -> TestApp {
+    spawn(
+        Store::Sqlite,
+        RateConfig::default(),
+        StreamConfig::default(),
+        auth,
+    )
+    .await
+}
+
+/// Where the app keeps its journal and queue.
+enum Store {
+    Sqlite,
+    Postgres,
+}
+
+fn hs256_auth() -> AuthConfig {
+    AuthConfig {
         issuer: api::auth::DEFAULT_ISSUER.into(),
         audience: api::auth::DEFAULT_AUDIENCE.into(),
         hs256_secret: Some(SECRET.to_vec()),
         jwks: None,
+    }
+}
+
+/// The PostgreSQL server's admin database (`DATABASE_URL` when it is a
+/// PostgreSQL URL, as in the workers' suite).
+pub fn pg_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Creates a fresh `cwtest<uuid>` database and returns its URL.
+async fn create_pg_database() -> String {
+    let unique = format!("cwtest{}", uuid::Uuid::new_v4().simple());
+    let admin = pg_admin_url();
+    let Db::Pg(pool) = Db::connect(&admin, 1).await.expect("the admin database") else {
+        unreachable!("a postgres URL")
     };
+    // `create database` cannot run inside a transaction.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {unique}")))
+        .execute(&pool)
+        .await
+        .expect("a fresh database");
+    pool.close().await;
+    let root = admin
+        .rsplit_once('/')
+        .map_or(admin.clone(), |(r, _)| r.to_string());
+    format!("{root}/{unique}")
+}
+
+async fn spawn(store: Store, rate: RateConfig, streams: StreamConfig, auth: AuthConfig) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // Start from the environment's settings so fields added later keep their defaults.
+    let mut settings = Settings::from_env().expect("settings");
+    settings.data_dir = dir.path().to_path_buf();
+    match store {
+        Store::Sqlite => {
+            settings.transport = TransportKind::Sqlite;
+            settings.database_url =
+                format!("sqlite://{}", dir.path().join("clearway.db").display());
+        }
+        Store::Postgres => {
+            settings.transport = TransportKind::Postgres;
+            settings.database_url = create_pg_database().await;
+        }
+    }
+    settings.kinesis = false;
+    settings.s3 = false;
+    let services = connect(&settings, "test").await.expect("services");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
@@ -85,6 +161,7 @@ pub async fn spawn_app_full(rate: RateConfig, streams: StreamConfig) -> TestApp 
         base,
         client: Client::new(),
         db,
+        database_url: settings.database_url.clone(),
         shutdown,
         _dir: dir,
     };

@@ -1,0 +1,141 @@
+//! The engine host fails closed when the journal cannot be written, and
+//! recovers from the journal once it can.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use reqwest::Response;
+use serde_json::Value;
+use workers::db::Db;
+
+/// A small resting sell with a client order id.
+fn sell(coid: &str) -> Value {
+    let mut body = limit_sell("90000", "0.01");
+    body["client_order_id"] = coid.into();
+    body
+}
+
+/// Asserts the engine host's fail-closed answer: 503 `unavailable`, with
+/// `Retry-After`.
+async fn assert_unavailable(res: Response) {
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_problem(res, 503, "unavailable").await;
+}
+
+/// The orders `account` has under `coid`, per `GET /v1/orders?client_order_id=`.
+async fn by_client_id(app: &TestApp, account: u64, coid: &str) -> Vec<Value> {
+    let res = app
+        .get(account, &format!("/v1/orders?client_order_id={coid}"))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(res.status(), 200);
+    let page: Value = res.json().await.expect("a page");
+    page["orders"].as_array().cloned().expect("a list")
+}
+
+/// The ids of the order workflows in the journal, ascending.
+async fn journaled_orders(db: &Db, table: &str) -> Vec<u64> {
+    db.rows(
+        &format!("select order_id from {table} where kind = 'order' order by order_id"),
+        &[],
+    )
+    .await
+    .expect("the journal")
+    .iter()
+    .map(|r| r.i64(0).expect("an order id") as u64)
+    .collect()
+}
+
+#[tokio::test]
+async fn the_engine_fails_closed_while_the_journal_cannot_be_written_and_recovers() {
+    let app = spawn_app_on_postgres().await;
+    let mut accepted = Vec::new();
+
+    let res = app.place(SELLER, sell("before-1")).await;
+    assert_eq!(res.status(), 202);
+    let first: Value = res.json().await.expect("an order");
+    accepted.push(first["order_id"].as_u64().expect("an order id"));
+
+    // A second connection hides the journal: every group commit now fails.
+    let side = Db::connect(&app.database_url, 1)
+        .await
+        .expect("a second connection");
+    side.exec("alter table workflows rename to workflows_hidden", &[])
+        .await
+        .expect("the journal hidden");
+
+    // The commit fails (after its retries): the order is answered 503, and
+    // its outcome is definite here: nothing was journaled.
+    let mut refused = vec!["during-1".to_string()];
+    assert_unavailable(app.place(SELLER, sell("during-1")).await).await;
+    assert_eq!(journaled_orders(&side, "workflows_hidden").await, accepted);
+
+    // While the journal is gone the rebuild cannot finish: orders get 503,
+    // and the intake is unready.
+    for coid in ["during-2", "during-3"] {
+        assert_unavailable(app.place(SELLER, sell(coid)).await).await;
+        refused.push(coid.into());
+    }
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("a response");
+    assert_unavailable(ready).await;
+    assert_eq!(journaled_orders(&side, "workflows_hidden").await, accepted);
+
+    side.exec("alter table workflows_hidden rename to workflows", &[])
+        .await
+        .expect("the journal back");
+
+    // Poll with orders until one is accepted again; each refused one is
+    // recorded (it must not be in the engine afterwards).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for n in 0.. {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the engine did not recover"
+        );
+        let coid = format!("after-{n}");
+        let res = app.place(SELLER, sell(&coid)).await;
+        if res.status() == 202 {
+            let order: Value = res.json().await.expect("an order");
+            accepted.push(order["order_id"].as_u64().expect("an order id"));
+            break;
+        }
+        assert_unavailable(res).await;
+        refused.push(coid);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The journal holds exactly the accepted orders.
+    accepted.sort_unstable();
+    assert_eq!(journaled_orders(&app.db, "workflows").await, accepted);
+    // A refused order is unknown to the engine and the read side.
+    for coid in &refused {
+        assert_eq!(
+            by_client_id(&app, SELLER, coid).await,
+            Vec::<Value>::new(),
+            "{coid}"
+        );
+    }
+    let found = by_client_id(&app, SELLER, "before-1").await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["order_id"].as_u64(), Some(accepted[0]));
+    // A refused client order id is free: reusing it places a new order.
+    let res = app.place(SELLER, sell("during-1")).await;
+    assert_eq!(res.status(), 202);
+    let reused: Value = res.json().await.expect("an order");
+    accepted.push(reused["order_id"].as_u64().expect("an order id"));
+    accepted.sort_unstable();
+    assert_eq!(journaled_orders(&app.db, "workflows").await, accepted);
+}

@@ -204,6 +204,7 @@ impl Host {
                 }
                 Err(e) if attempt == COMMIT_ATTEMPTS => {
                     tracing::error!(error = ?e, batch = wfs.len(), "group commit failed; the engine fails closed");
+                    break;
                 }
                 Err(e) => tracing::warn!(error = %e, attempt, "group commit failed; retrying"),
             }
@@ -243,7 +244,8 @@ impl Host {
                 Err(e) => {
                     tracing::error!(error = ?e, retry_in_ms = delay.as_millis() as u64, "engine rebuild failed");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    // Short cap: once the journal is back, 503s should stop quickly.
+                    delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         }

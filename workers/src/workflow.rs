@@ -38,12 +38,15 @@ impl Step {
         Step::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// The retry policy of this step.
+    /// The retry policy of this step. The budget (≥ 31 s of backoff over 8
+    /// attempts) outlasts the 12–15 s a crashed worker's job needs to be
+    /// re-enqueued: a step waiting on a predecessor stuck in a dead worker
+    /// (persist of a maker order, say) must not run out of attempts first.
     pub fn retry_policy(self) -> RetryPolicy {
         RetryPolicy {
-            max_attempts: 5,
-            base_ms: 200,
-            cap_ms: 30_000,
+            max_attempts: 8,
+            base_ms: 1_000,
+            cap_ms: 16_000,
         }
     }
 }

@@ -145,7 +145,7 @@ async fn a_step_out_of_attempts_is_dead_after_the_last_one(
             wf.id
         ),
         1,
-        Duration::from_secs(60),
+        Duration::from_secs(150),
     )
     .await?;
     let max = workers::workflow::Step::Persist.retry_policy().max_attempts as usize;
@@ -284,7 +284,7 @@ async fn a_dead_workflow_redriven_by_an_operator_completes_once(
             wf.id
         ),
         1,
-        Duration::from_secs(60),
+        Duration::from_secs(150),
     )
     .await?;
     // The cause is fixed; the operator redrives the workflow.

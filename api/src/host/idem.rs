@@ -2,11 +2,8 @@
 //! parameters gets the original answer; a reuse with other parameters is a
 //! conflict. Rebuilt from the journal's place commands on recovery.
 
-use anyhow::{Context, Result};
-use pipeline::{AccountId, ClientOrderId, Command, Event, NewOrder};
+use pipeline::{AccountId, ClientOrderId, Event, NewOrder};
 use std::collections::HashMap;
-use workers::db::{Arg, Db};
-use workers::workflow::WorkflowInput;
 
 /// The original place and its events.
 #[derive(Clone, Debug)]
@@ -58,30 +55,5 @@ impl ClientIds {
     /// The original place of `(account, coid)`, if any.
     pub fn get(&self, account: AccountId, coid: ClientOrderId) -> Option<&Placed> {
         self.0.get(&(account, coid))
-    }
-
-    /// Reads every journaled place that carries a client order id.
-    pub async fn load(db: &Db) -> Result<ClientIds> {
-        let mut ids = ClientIds::default();
-        let mut after = 0i64;
-        loop {
-            let rows = db
-                .rows(
-                    "select id, input from workflows where kind = 'order' and id > $1 order by id limit 5000",
-                    &[Arg::I64(after)],
-                )
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.i64(0)?;
-            for r in &rows {
-                let wf: WorkflowInput = serde_json::from_str(&r.text(1)?).with_context(|| {
-                    format!("workflow {}: malformed input", r.i64(0).unwrap_or(0))
-                })?;
-                if let Command::Place(order) = &wf.command {
-                    ids.record(order, &wf.events);
-                }
-            }
-        }
-        Ok(ids)
     }
 }

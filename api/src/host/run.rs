@@ -256,8 +256,15 @@ impl Host {
 async fn rebuild(services: workers::config::Services) -> Result<Core> {
     workers::recovery::drain(&services.transport, Duration::from_secs(60)).await?;
     let db = services.db;
-    let engine = workers::recovery::rebuild(&db, engine_config()).await?;
-    let client_ids = ClientIds::load(&db).await?;
+    // One pass over the journal rebuilds both the engine and the index of
+    // client order ids.
+    let mut client_ids = ClientIds::default();
+    let engine = workers::recovery::rebuild_with(&db, engine_config(), |wf| {
+        if let pipeline::Command::Place(order) = &wf.command {
+            client_ids.record(order, &wf.events);
+        }
+    })
+    .await?;
     Ok(Core { engine, client_ids })
 }
 

@@ -240,37 +240,30 @@ pub async fn run_workers(
     for step in Step::ALL {
         let (ctx, boot, db) = (ctx.clone(), boot.clone(), queue.db.clone());
         let poll = queue.poll;
+        // The same worker on either storage; only the crate differs.
+        macro_rules! register {
+            ($krate:ident, $storage:ident, $pool:expr) => {{
+                let pool = $pool;
+                monitor.register(move |restarts| {
+                    let cfg = $krate::Config::default()
+                        .queue(queue_name(step))
+                        .batch_size(1)
+                        .heartbeat_interval(HEARTBEAT)
+                        .missed_heartbeats(MISSED_HEARTBEATS);
+                    let backend = $krate::$storage::<serde_json::Value>::new(&pool)
+                        .with_config(cfg)
+                        .poll_with_strategy(Tick::new(poll));
+                    WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
+                        .backend(backend)
+                        .data(ctx.clone())
+                        .concurrency(1)
+                        .build(handle)
+                })
+            }};
+        }
         monitor = match db {
-            Db::Lite(pool) => monitor.register(move |restarts| {
-                let cfg = apalis_sqlite::Config::default()
-                    .queue(queue_name(step))
-                    .batch_size(1)
-                    .heartbeat_interval(HEARTBEAT)
-                    .missed_heartbeats(MISSED_HEARTBEATS);
-                let backend = apalis_sqlite::SqliteStorage::<serde_json::Value>::new(&pool)
-                    .with_config(cfg)
-                    .poll_with_strategy(Tick::new(poll));
-                WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .concurrency(1)
-                    .build(handle)
-            }),
-            Db::Pg(pool) => monitor.register(move |restarts| {
-                let cfg = apalis_postgres::Config::default()
-                    .queue(queue_name(step))
-                    .batch_size(1)
-                    .heartbeat_interval(HEARTBEAT)
-                    .missed_heartbeats(MISSED_HEARTBEATS);
-                let backend = apalis_postgres::PostgresStorage::<serde_json::Value>::new(&pool)
-                    .with_config(cfg)
-                    .poll_with_strategy(Tick::new(poll));
-                WorkerBuilder::new(format!("{step}-{boot}-{restarts}"))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .concurrency(1)
-                    .build(handle)
-            }),
+            Db::Lite(pool) => register!(apalis_sqlite, SqliteStorage, pool),
+            Db::Pg(pool) => register!(apalis_postgres, PostgresStorage, pool),
         };
     }
     monitor

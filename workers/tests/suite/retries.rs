@@ -139,15 +139,7 @@ async fn a_step_out_of_attempts_is_dead_after_the_last_one(
         .inject_failures
         .store(u64::MAX, Ordering::SeqCst);
     app.start_workers();
-    app.wait_for(
-        &format!(
-            "select count(*) from workflows where id = {} and state = 'dead'",
-            wf.id
-        ),
-        1,
-        Duration::from_secs(150),
-    )
-    .await?;
+    app.wait_dead(wf.id).await?;
     let max = workers::workflow::Step::Persist.retry_policy().max_attempts as usize;
     let mut want = vec!["retry"; max - 1];
     want.push("dead");
@@ -248,6 +240,12 @@ async fn dead_letters(app: &App, step: &str) -> anyhow::Result<i64> {
 }
 
 impl App {
+    /// Waits until workflow `id` is dead (every retry with backoff spent).
+    async fn wait_dead(&self, id: u64) -> anyhow::Result<()> {
+        let sql = format!("select count(*) from workflows where id = {id} and state = 'dead'");
+        self.wait_for(&sql, 1, Duration::from_secs(150)).await
+    }
+
     async fn wait_for_dead_letters(&self, step: &str, want: i64) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -278,15 +276,7 @@ async fn a_dead_workflow_redriven_by_an_operator_completes_once(
         .inject_failures
         .store(u64::MAX, Ordering::SeqCst);
     app.start_workers();
-    app.wait_for(
-        &format!(
-            "select count(*) from workflows where id = {} and state = 'dead'",
-            wf.id
-        ),
-        1,
-        Duration::from_secs(150),
-    )
-    .await?;
+    app.wait_dead(wf.id).await?;
     // The cause is fixed; the operator redrives the workflow.
     app.services
         .runtime

@@ -111,7 +111,7 @@ if ! pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -t 2; then
   fi
   log "starting PostgreSQL cluster $cluster"
   # shellcheck disable=SC2086  # "ver name"
-  pg_ctlcluster --skip-systemctl-redirect $cluster start >&2 || true
+  pg_ctlcluster --skip-systemctl-redirect $cluster start </dev/null >&2 3>&- || true
   for _ in $(seq 1 60); do
     pg_isready -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && break
     sleep 0.5
@@ -146,7 +146,7 @@ log "PostgreSQL ok on 127.0.0.1:$PG_PORT"
 if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
   log "starting Redis on 127.0.0.1:$REDIS_PORT"
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" \
-    --save "" --appendonly no --dir /var/tmp --logfile /var/tmp/clearway-redis.log >&2
+    --save "" --appendonly no --dir /var/tmp --logfile /var/tmp/clearway-redis.log </dev/null >&2 3>&-
   for _ in $(seq 1 40); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
     sleep 0.25
@@ -185,8 +185,10 @@ if ! moto_ok; then
   log "starting moto_server $MOTO_VERSION on 127.0.0.1:$MOTO_PORT (log: $MOTO_LOG)"
   # Own session, stdio detached: survives this script and never holds the
   # command substitution of `eval "$(up.sh)"` open.
+  # fd 3 is this script's stdout (the export lines); a daemon that kept it
+  # would hold `$(up.sh)` open for ever, so every daemon started here closes it.
   setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
-    </dev/null >>"$MOTO_LOG" 2>&1 &
+    </dev/null >>"$MOTO_LOG" 2>&1 3>&- &
   echo "$!" >"$MOTO_PIDFILE"
   for _ in $(seq 1 120); do
     moto_ok && break

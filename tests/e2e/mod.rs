@@ -2,5 +2,6 @@
 //! Cargo builds one test binary).
 
 mod crash;
+mod midstep;
 mod support;
 mod up;

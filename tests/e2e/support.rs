@@ -52,6 +52,11 @@ pub async fn start_up() -> Running {
 
 /// Starts `clearway up` on a free port over an existing data dir (a restart).
 pub async fn start_up_in(dir: tempfile::TempDir) -> Running {
+    start_up_with(dir, &[]).await
+}
+
+/// [`start_up_in`] with extra environment (another transport, a test hook).
+pub async fn start_up_with(dir: tempfile::TempDir, env: &[(&str, String)]) -> Running {
     let addr = format!("127.0.0.1:{}", free_port());
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -59,6 +64,7 @@ pub async fn start_up_in(dir: tempfile::TempDir) -> Running {
         .open(dir.path().join("up.log"))
         .unwrap();
     let child = clearway(dir.path())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["up", "--listen", &addr])
         .stdout(Stdio::null())
         .stderr(log)
@@ -121,12 +127,34 @@ impl Running {
         std::mem::replace(&mut self.dir, dir)
     }
 
+    /// The data dir of a process that has exited (for a restart).
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
     /// The SQLite database of the data dir (read-only checks).
     pub fn database_url(&self) -> String {
         format!(
             "sqlite://{}?mode=ro",
             self.dir.path().join("data/clearway.db").display()
         )
+    }
+
+    /// Waits (up to `within`) until the log holds `needle`.
+    pub async fn wait_log(&mut self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(needle) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("clearway up exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit.

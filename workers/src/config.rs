@@ -106,6 +106,37 @@ impl Settings {
     pub fn archive_dir(&self) -> PathBuf {
         self.data_dir.join("archive")
     }
+
+    /// The `CLEARWAY_*` variables (and `AWS_ENDPOINT_URL`) that make
+    /// [`Settings::from_env`] read these settings back: how a parent hands
+    /// its deployment to a `clearway` child process.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let transport = match self.transport {
+            TransportKind::Sqlite => "sqlite",
+            TransportKind::Postgres => "postgres",
+            TransportKind::Sqs => "sqs",
+        };
+        let mut env = vec![
+            ("CLEARWAY_TRANSPORT", transport.to_string()),
+            ("CLEARWAY_DATA_DIR", self.data_dir.display().to_string()),
+            ("CLEARWAY_DATABASE_URL", self.database_url.clone()),
+            (
+                "CLEARWAY_EVENTS",
+                if self.kinesis { "kinesis" } else { "local" }.into(),
+            ),
+            (
+                "CLEARWAY_ARCHIVE",
+                if self.s3 { "s3" } else { "local" }.into(),
+            ),
+            ("CLEARWAY_QUEUE_PREFIX", self.queue_prefix.clone()),
+            ("CLEARWAY_STREAM", self.stream.clone()),
+            ("CLEARWAY_BUCKET", self.bucket.clone()),
+        ];
+        if let Some(e) = &self.aws_endpoint {
+            env.push(("AWS_ENDPOINT_URL", e.clone()));
+        }
+        env
+    }
 }
 
 /// The two seeded markets.
@@ -230,6 +261,7 @@ pub async fn connect(settings: &Settings, worker: &str) -> Result<Services> {
         worker: worker.to_string(),
         lease_us: 60_000_000,
         inject_failures: Default::default(),
+        stall: crate::runtime::Stall::from_env()?,
     };
     Ok(Services {
         db,

@@ -13,11 +13,13 @@
 //! - [`transport`]: how step jobs travel — apalis-sqlite, apalis-postgres, SQS FIFO;
 //! - [`recovery`]: rebuilds the engine from the journal on start;
 //! - [`ops`]: the operator views behind `clearway ops`;
-//! - [`config`]: building all of the above from the environment.
+//! - [`config`]: building all of the above from the environment;
+//! - [`provision`]: fresh, isolated databases, queues, stream and bucket (tests, benchmarks).
 
 pub mod config;
 pub mod db;
 pub mod ops;
+pub mod provision;
 pub mod records;
 pub mod recovery;
 pub mod runtime;

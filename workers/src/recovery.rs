@@ -5,44 +5,57 @@
 //! engine is deterministic, so the replay must reproduce the recorded events
 //! exactly; a difference means the journal was altered, and start-up stops.
 
+use crate::config::Services;
 use crate::db::{Arg, Db};
-use crate::transport::Transport;
-use crate::workflow::WorkflowInput;
+use crate::transport::{Transport, sqs};
+use crate::workflow::{Step, WorkflowInput};
 use anyhow::{Context, Result, bail};
 use pipeline::{Engine, EngineConfig};
 use std::time::{Duration, Instant};
 
 /// Drain before load. On the database transports every accepted command is
 /// in the journal already, so there is nothing to wait for. On SQS the
-/// journal rows are written by the persist step: wait (up to `within`) until
-/// the persist queue is empty, and refuse while its dead-letter queue holds
-/// anything — an accepted order must never be silently lost.
-///
-/// This uses SQS's approximate counters; the barrier message of DESIGN.md
-/// (one per message group, waited for in persist) is the stronger form and
-/// is not built yet.
-pub async fn drain(transport: &Transport, within: Duration) -> Result<()> {
-    let Transport::Sqs(q) = transport else {
+/// journal rows are written by the persist step, so: send a barrier into
+/// every message group of the persist queue and wait (up to `within`) until
+/// persist has recorded each — FIFO order per group means everything
+/// accepted before it is persisted then. A persist dead-letter queue that
+/// holds anything refuses start-up: an accepted order must never be
+/// silently lost.
+pub async fn drain(services: &Services, within: Duration) -> Result<()> {
+    let Transport::Sqs(q) = &services.transport else {
         return Ok(());
     };
+    let token = ulid::Ulid::generate().to_string();
+    let groups = sqs::persist_groups(&services.runtime.env.markets);
+    q.send_barriers(&token, &groups).await?;
     let deadline = Instant::now() + within;
     loop {
-        let (pending, dead) = q.backlog(crate::workflow::Step::Persist).await?;
+        let (_, dead) = q.backlog(Step::Persist).await?;
         if dead > 0 {
             bail!(
                 "the persist dead-letter queue holds {dead} message(s): accepted orders may be unpersisted. \
                  Inspect and redrive them (receive from the DLQ, send to the persist queue) before starting"
             );
         }
-        if pending == 0 {
+        let passed = services
+            .db
+            .rows(
+                "select count(*) from recovery_barriers where token = $1",
+                &[Arg::Text(token.clone())],
+            )
+            .await?[0]
+            .i64(0)?;
+        if passed == groups.len() as i64 {
             return Ok(());
         }
         if Instant::now() >= deadline {
             bail!(
-                "{pending} message(s) still on the persist queue after {within:?}: are the workers running?"
+                "{} of {} persist barriers passed after {within:?}: the persist queue is not draining — are the workers running?",
+                passed,
+                groups.len()
             );
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

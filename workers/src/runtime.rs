@@ -46,12 +46,20 @@ pub struct StepJob {
     /// message as a duplicate and the step's own idempotency is what holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
+    /// A recovery barrier (`<token>:<group>`, persist queue on SQS only):
+    /// carries no workflows; persist records it, and since a FIFO group is
+    /// handled in order, everything sent to the group before it is persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barrier: Option<String>,
 }
 
 impl StepJob {
     /// The idempotency key of this job: `<first workflow>-<last workflow>:<step>`
     /// (a batch of one is `order:step`-like: `<id>:<step>`).
     pub fn idempotency_key(&self) -> String {
+        if let Some(b) = &self.barrier {
+            return format!("barrier:{b}");
+        }
         let key = match (self.workflow_ids.first(), self.workflow_ids.last()) {
             (Some(a), Some(b)) if a == b => format!("{a}:{}", self.step),
             (Some(a), Some(b)) => format!("{a}-{b}-{}:{}", self.workflow_ids.len(), self.step),
@@ -70,6 +78,7 @@ impl StepJob {
             workflow_ids,
             inputs: vec![],
             replay: None,
+            barrier: None,
         }
     }
 }
@@ -113,6 +122,58 @@ pub struct StepEnv {
     pub lease_us: i64,
     /// Test hook: fail this many of the next step effects with a transient error.
     pub inject_failures: Arc<AtomicU64>,
+    /// Test hook: hold one step in the middle, see [`Stall`].
+    pub stall: Option<Stall>,
+}
+
+/// Test hook for crash and shutdown tests, from `CLEARWAY_TEST_STALL=step`
+/// or `step:ms`: the first run of `step` in this process stops in the
+/// middle — for publish and archive after the outside effect (events sent,
+/// object stored) and before it is recorded; for persist and settle with
+/// the effect written and not yet committed — and logs
+/// `test stall: holding <step>`. It holds for `ms` milliseconds, or for
+/// ever without them (until the process is killed).
+#[derive(Clone, Debug)]
+pub struct Stall {
+    step: Step,
+    hold: Option<std::time::Duration>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stall {
+    /// Reads `CLEARWAY_TEST_STALL`; unset or empty means no stall.
+    pub fn from_env() -> Result<Option<Stall>> {
+        let Some(spec) = std::env::var("CLEARWAY_TEST_STALL")
+            .ok()
+            .filter(|v| !v.is_empty())
+        else {
+            return Ok(None);
+        };
+        let (step, ms) = match spec.split_once(':') {
+            Some((s, ms)) => (s, Some(ms.parse::<u64>()?)),
+            None => (spec.as_str(), None),
+        };
+        let step = Step::parse(step)
+            .ok_or_else(|| anyhow::anyhow!("CLEARWAY_TEST_STALL: unknown step {step:?}"))?;
+        Ok(Some(Stall {
+            step,
+            hold: ms.map(std::time::Duration::from_millis),
+            armed: Arc::new(true.into()),
+        }))
+    }
+
+    async fn maybe_hold(stall: &Option<Stall>, step: Step, ids: &[u64]) {
+        let Some(s) = stall else { return };
+        if s.step != step || ids.is_empty() || !s.armed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(%step, workflows = ?ids, "test stall: holding {step}");
+        match s.hold {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+        tracing::warn!(%step, "test stall: released {step}");
+    }
 }
 
 /// Microseconds since the epoch.
@@ -165,6 +226,12 @@ impl Runtime {
     ) -> Result<Outcome, StepError> {
         let env = &self.env;
         let started = now_us();
+        if let Some(barrier) = &job.barrier {
+            let tx = open.insert(env.db.begin().await?);
+            records::pass_barrier(tx, barrier, started).await?;
+            commit(open).await?;
+            return Ok(Outcome::Done(vec![]));
+        }
         // Inputs that travel on the queue are made durable in the database first.
         if !job.inputs.is_empty() {
             let tx = open.insert(env.db.begin().await?);
@@ -227,6 +294,9 @@ impl Runtime {
                 Step::Publish => steps::publish::run(&env.sink, &inputs).await?,
                 _ => stored = steps::archive::store(&env.archive, objects).await?,
             }
+        }
+        if outside {
+            Stall::maybe_hold(&env.stall, job.step, &ids).await;
         }
         if open.is_none() {
             *open = Some(env.db.begin().await?);
@@ -305,6 +375,9 @@ impl Runtime {
             if !handoff.enqueue_in_tx(tx, &job).await? {
                 later.push(job);
             }
+        }
+        if !outside {
+            Stall::maybe_hold(&env.stall, job.step, &ids).await;
         }
         commit(open).await?;
         Ok(Outcome::Done(later))

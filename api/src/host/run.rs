@@ -254,7 +254,7 @@ impl Host {
 
 /// Drain, then load: on SQS the persist queue must be empty first.
 async fn rebuild(services: workers::config::Services) -> Result<Core> {
-    workers::recovery::drain(&services.transport, Duration::from_secs(60)).await?;
+    workers::recovery::drain(&services, Duration::from_secs(60)).await?;
     let db = services.db;
     // One pass over the journal rebuilds both the engine and the index of
     // client order ids.

@@ -220,3 +220,14 @@ pub async fn set_states(tx: &mut Tx, changes: &[StateChange]) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Records that the recovery barrier `id` (`<token>:<group>`) reached persist.
+pub async fn pass_barrier(tx: &mut Tx, id: &str, now: i64) -> Result<()> {
+    let token = id.split_once(':').map_or(id, |(t, _)| t);
+    tx.exec(
+        "insert into recovery_barriers (id, token, passed_at) values ($1, $2, $3) on conflict (id) do nothing",
+        &[Arg::Text(id.into()), Arg::Text(token.into()), Arg::I64(now)],
+    )
+    .await?;
+    Ok(())
+}

@@ -37,6 +37,36 @@ impl KinesisSink {
         &self.stream
     }
 
+    /// Reads every record of the stream from TRIM_HORIZON, shard by shard.
+    pub async fn read_all(&self) -> anyhow::Result<Vec<StreamRecord>> {
+        use anyhow::Context;
+        let c = &self.client;
+        let shards = c.list_shards().stream_name(&self.stream).send().await?;
+        let mut records = vec![];
+        for shard in shards.shards() {
+            let mut it = c
+                .get_shard_iterator()
+                .stream_name(&self.stream)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await?
+                .shard_iterator
+                .context("no shard iterator")?;
+            loop {
+                let out = c.get_records().shard_iterator(&it).send().await?;
+                for r in out.records() {
+                    records.push(serde_json::from_slice(r.data().as_ref())?);
+                }
+                match (out.records().is_empty(), out.next_shard_iterator) {
+                    (false, Some(next)) => it = next,
+                    _ => break,
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// Puts every record; records that a call reports as failed (throttled,
     /// internal error) are sent again with backoff; after that it is a
     /// transient error and the whole step is retried.

@@ -25,6 +25,15 @@ impl EventSink {
             EventSink::Kinesis(k) => k.put_records(records).await,
         }
     }
+
+    /// Reads every record back from the beginning (all shards, in order per
+    /// shard): what a consumer or an auditor sees.
+    pub async fn read_all(&self) -> anyhow::Result<Vec<StreamRecord>> {
+        match self {
+            EventSink::Local(l) => l.read_all(),
+            EventSink::Kinesis(k) => k.read_all().await,
+        }
+    }
 }
 
 /// The store the archive step writes to.

@@ -38,12 +38,7 @@ impl Transport {
                 for wf in wfs {
                     records::insert_workflow(&mut tx, wf, now).await?;
                 }
-                let job = StepJob {
-                    step: Step::Persist,
-                    workflow_ids: wfs.iter().map(|w| w.id).collect(),
-                    inputs: vec![],
-                    replay: None,
-                };
+                let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
                 q.push(&mut tx, &job, 0).await?;
                 tx.commit().await
             }

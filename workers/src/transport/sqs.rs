@@ -1,12 +1,14 @@
 //! The SQS FIFO transport: one FIFO queue per step, each with a dead-letter
-//! queue through its redrive policy (`maxReceiveCount`).
+//! queue through its redrive policy (`maxReceiveCount`), consumed by apalis
+//! workers through [`SqsBackend`], an apalis backend of its own.
 //!
-//! - message group id = market (`account-<id>` for funds movements), so a
+//! - message group id = market (`funds` for deposits and withdrawals), so a
 //!   market's messages are handled in order; deduplication id = the job's
 //!   idempotency key (never the MessageId: moto mints a new one for a
 //!   de-duplicated send);
-//! - long polling, batched receive (10) and per-message delete only after the
-//!   step's transaction committed and its follow-up was sent;
+//! - long polling, batched receive (10), and deletes — only after the step's
+//!   transaction committed and its follow-up was sent — batched by an
+//!   [`Acker`] per queue (DeleteMessageBatch);
 //! - retry backoff = `ChangeMessageVisibility` on the received message (FIFO
 //!   queues have no per-message delay); a heartbeat extends the visibility
 //!   of a long step;
@@ -18,10 +20,16 @@ use crate::runtime::{Outcome, Runtime, StepJob};
 use crate::transport::Transport;
 use crate::workflow::{Step, WorkflowInput};
 use anyhow::{Context, Result};
+use apalis::prelude::*;
+use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::backend::{Backend, BackendConfig};
 use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
-use std::collections::HashMap;
+use futures::future::BoxFuture;
+use std::collections::{HashMap, VecDeque};
+use std::task::Poll;
 use std::time::Duration;
 
 /// SQS accepts up to 256 KiB per message; stay well below.
@@ -82,27 +90,14 @@ impl SqsQueue {
         }
         let mut entries = Vec::new();
         for (group, wfs) in by_group {
-            let mut job = StepJob {
-                step: Step::Persist,
-                workflow_ids: vec![],
-                inputs: vec![],
-                replay: None,
-            };
+            let mut job = StepJob::new(Step::Persist, vec![]);
             let mut size = 0;
             for wf in wfs {
                 let n = serde_json::to_vec(wf)?.len();
                 if size + n > MAX_BODY_BYTES && !job.inputs.is_empty() {
                     entries.push((
                         group.clone(),
-                        std::mem::replace(
-                            &mut job,
-                            StepJob {
-                                step: Step::Persist,
-                                workflow_ids: vec![],
-                                inputs: vec![],
-                                replay: None,
-                            },
-                        ),
+                        std::mem::replace(&mut job, StepJob::new(Step::Persist, vec![])),
                     ));
                     size = 0;
                 }
@@ -113,6 +108,20 @@ impl SqsQueue {
             entries.push((group, job));
         }
         self.send_batch(Step::Persist, entries).await
+    }
+
+    /// Sends a recovery barrier (`<token>:<group>`) into each of `groups`
+    /// on the persist queue.
+    pub async fn send_barriers(&self, token: &str, groups: &[String]) -> Result<()> {
+        let jobs = groups
+            .iter()
+            .map(|g| {
+                let mut job = StepJob::new(Step::Persist, vec![]);
+                job.barrier = Some(format!("{token}:{g}"));
+                (g.clone(), job)
+            })
+            .collect();
+        self.send_batch(Step::Persist, jobs).await
     }
 
     /// Sends one job (a split or a replay) to its step's queue.
@@ -190,13 +199,356 @@ fn dedupe_id(key: &str) -> String {
     }
 }
 
+/// The message group of a workflow: its market, or [`FUNDS_GROUP`] for
+/// deposits and withdrawals.
 fn group_of(wf: &WorkflowInput) -> String {
-    wf.market()
-        .unwrap_or_else(|| format!("account-{}", wf.account()))
+    wf.market().unwrap_or_else(|| FUNDS_GROUP.to_string())
 }
 
-/// Runs one consumer per step until `shutdown` flips; a message in flight
-/// at shutdown is finished within `grace`, the rest stay on the queue.
+/// The message group of deposits and withdrawals.
+pub const FUNDS_GROUP: &str = "funds";
+
+/// Every message group accepted workflows are sent to on the persist queue
+/// (the markets and [`FUNDS_GROUP`]): where recovery sends its barriers.
+pub fn persist_groups(markets: &[pipeline::Market]) -> Vec<String> {
+    let mut groups: Vec<String> = markets.iter().map(|m| m.id.to_string()).collect();
+    groups.push(FUNDS_GROUP.to_string());
+    groups
+}
+
+/// One received message, as the handler sees it (task data).
+#[derive(Clone, Debug)]
+struct Delivery {
+    handle: String,
+    group: String,
+    body: String,
+}
+
+/// One step's FIFO queue as an apalis [`Backend`]: batched long-poll
+/// receive into a buffer, one task per message. Acknowledgement is the
+/// handler's (delete, visibility change or dead letter, by outcome); on
+/// shutdown, messages received but not started are made visible again at
+/// once (`poll_close`), so another worker picks them up without waiting
+/// for their visibility timeout.
+pub struct SqsBackend {
+    queue: SqsQueue,
+    step: Step,
+    buffer: VecDeque<Task<serde_json::Value>>,
+    fetch: Option<BoxFuture<'static, Vec<Message>>>,
+    release: Option<BoxFuture<'static, ()>>,
+}
+
+impl std::fmt::Debug for SqsBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsBackend")
+            .field("step", &self.step)
+            .field("buffered", &self.buffer.len())
+            .finish()
+    }
+}
+
+/// Errors of [`SqsBackend`] (receive errors are retried inside it, so this
+/// is never produced today; apalis requires the type).
+#[derive(Debug, thiserror::Error)]
+#[error("SQS backend: {0}")]
+pub struct SqsBackendError(String);
+
+impl SqsBackend {
+    /// The backend of `step`'s queue.
+    pub fn new(queue: SqsQueue, step: Step) -> SqsBackend {
+        SqsBackend {
+            queue,
+            step,
+            buffer: VecDeque::new(),
+            fetch: None,
+            release: None,
+        }
+    }
+
+    /// One long-poll ReceiveMessage (up to 10 messages); a failure is
+    /// logged and answered with nothing after a pause, so the worker keeps
+    /// polling through an outage.
+    fn receive(&self) -> BoxFuture<'static, Vec<Message>> {
+        let (client, step) = (self.queue.client.clone(), self.step);
+        let url = self.queue.urls(step).0.clone();
+        Box::pin(async move {
+            let out = client
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .visibility_timeout(VISIBILITY_S)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            match out {
+                Ok(o) => o.messages.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(%step, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "ReceiveMessage failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    vec![]
+                }
+            }
+        })
+    }
+
+    /// A received message as a task. A body that is not JSON still becomes a
+    /// task (a JSON string), so the handler dead-letters it.
+    fn task(m: Message) -> Option<Task<serde_json::Value>> {
+        let body = m.body?;
+        let handle = m.receipt_handle?;
+        let group = m
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+            .cloned()
+            .unwrap_or_else(|| "unknown".into());
+        let args = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body.clone()));
+        let mut task = TaskBuilder::new(args).data(Delivery {
+            handle,
+            group,
+            body,
+        });
+        if let Some(id) = m.message_id {
+            task = task.task_id(TaskId::from_string(id));
+        }
+        Some(task.build())
+    }
+
+    /// Fills the buffer; Ready once it holds a task.
+    fn poll_fill(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        while self.buffer.is_empty() {
+            let fetch = match &mut self.fetch {
+                Some(f) => f,
+                None => self.fetch.insert(self.receive()),
+            };
+            let msgs = std::task::ready!(fetch.as_mut().poll(cx));
+            self.fetch = None;
+            self.buffer
+                .extend(msgs.into_iter().filter_map(SqsBackend::task));
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Backend for SqsBackend {
+    type Task = Task<serde_json::Value>;
+    type Error = SqsBackendError;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), SqsBackendError>> {
+        self.poll_fill(cx).map(Ok)
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, SqsBackendError>>> {
+        std::task::ready!(self.poll_fill(cx));
+        Poll::Ready(self.buffer.pop_front().map(Ok))
+    }
+
+    fn poll_close(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), SqsBackendError>> {
+        if self.release.is_none() {
+            // A receive in flight may still hand us messages: let it go; they
+            // come back after their visibility timeout.
+            self.fetch = None;
+            let handles: Vec<String> = self
+                .buffer
+                .drain(..)
+                .filter_map(|t| t.data().get::<Delivery>().map(|d| d.handle.clone()))
+                .collect();
+            let (client, url) = (
+                self.queue.client.clone(),
+                self.queue.urls(self.step).0.clone(),
+            );
+            self.release = Some(Box::pin(async move {
+                for chunk in handles.chunks(10) {
+                    let mut req = client.change_message_visibility_batch().queue_url(&url);
+                    for (i, h) in chunk.iter().enumerate() {
+                        if let Ok(e) = ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(h)
+                            .visibility_timeout(0)
+                            .build()
+                        {
+                            req = req.entries(e);
+                        }
+                    }
+                    if let Err(e) = req.send().await {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not release buffered messages; they return after their visibility timeout");
+                    }
+                }
+            }));
+        }
+        match self.release.as_mut() {
+            Some(f) => f.as_mut().poll(cx).map(Ok),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl BackendConfig for SqsBackend {
+    type Args = serde_json::Value;
+    type Id = String;
+    type Kind = Ephemeral;
+    type Config = ();
+    type Layer = tower::layer::util::Identity;
+
+    fn config(&self) -> &() {
+        &()
+    }
+
+    fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
+        tower::layer::util::Identity::new()
+    }
+}
+
+/// Deletes acknowledged messages in batches of up to 10 (DeleteMessageBatch).
+/// A handler hands its receipt handle over and goes on; the batch goes out
+/// as soon as the previous one returned. A delete lost in a crash means a
+/// redelivery, which the step records as a duplicate.
+#[derive(Clone, Debug)]
+struct Acker {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl Acker {
+    fn spawn(client: aws_sdk_sqs::Client, url: String) -> (Acker, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(10);
+            while rx.recv_many(&mut batch, 10).await > 0 {
+                let mut req = client.delete_message_batch().queue_url(&url);
+                for (i, h) in batch.drain(..).enumerate() {
+                    if let Ok(e) = DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(h)
+                        .build()
+                    {
+                        req = req.entries(e);
+                    }
+                }
+                match req.send().await {
+                    Ok(out) if !out.failed().is_empty() => {
+                        tracing::warn!(failed = ?out.failed(), "DeleteMessageBatch: some deletes failed; those messages will be redelivered");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "DeleteMessageBatch failed; the messages will be redelivered");
+                    }
+                }
+            }
+        });
+        (Acker { tx }, task)
+    }
+
+    fn ack(&self, handle: String) {
+        // The receiver lives until every worker stopped; a send can only fail
+        // after that, and then the message is simply redelivered.
+        let _ = self.tx.send(handle);
+    }
+}
+
+/// What each handler gets.
+#[derive(Clone, Debug)]
+struct Ctx {
+    runtime: Runtime,
+    transport: Transport,
+    queue: SqsQueue,
+    step: Step,
+    acker: Acker,
+}
+
+async fn handle(
+    job: serde_json::Value,
+    delivery: Data<Delivery>,
+    ctx: Data<Ctx>,
+) -> Result<(), BoxDynError> {
+    let (q, step) = (&ctx.queue, ctx.step);
+    let url = q.urls(step).0.clone();
+    let job: StepJob = match serde_json::from_value(job) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(%step, error = %e, "malformed message: dead-lettered");
+            q.dead_letter(
+                step,
+                &delivery.body,
+                &delivery.group,
+                &format!("malformed message: {e}"),
+            )
+            .await
+            .map_err(into_box)?;
+            ctx.acker.ack(delivery.handle.clone());
+            return Ok(());
+        }
+    };
+    // Heartbeat: keep the message invisible while the step runs.
+    let beat = {
+        let (client, url, handle) = (q.client.clone(), url.clone(), delivery.handle.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs((VISIBILITY_S / 3) as u64)).await;
+                let _ = client
+                    .change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(&handle)
+                    .visibility_timeout(VISIBILITY_S)
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let outcome = ctx.runtime.execute(&job, &ctx.transport).await;
+    beat.abort();
+    match outcome {
+        Outcome::Done(later) => {
+            for j in later {
+                q.send_batch(j.step, vec![(delivery.group.clone(), j)])
+                    .await
+                    .map_err(into_box)?;
+            }
+            ctx.acker.ack(delivery.handle.clone());
+        }
+        Outcome::Retry { after_ms, error } => {
+            // FIFO queues have no per-message delay: the message stays in
+            // flight for the backoff, and its group waits behind it.
+            let secs = after_ms.div_ceil(1000).min(43_200) as i32;
+            q.client
+                .change_message_visibility()
+                .queue_url(&url)
+                .receipt_handle(&delivery.handle)
+                .visibility_timeout(secs)
+                .send()
+                .await
+                .map_err(|e| into_box(e.into()))?;
+            tracing::debug!(%step, retry_in_s = secs, %error, "step will be retried");
+        }
+        Outcome::Dead { error } => {
+            q.dead_letter(step, &delivery.body, &delivery.group, &error)
+                .await
+                .map_err(into_box)?;
+            ctx.acker.ack(delivery.handle.clone());
+        }
+    }
+    Ok(())
+}
+
+fn into_box(e: anyhow::Error) -> BoxDynError {
+    e.into_boxed_dyn_error()
+}
+
+/// Runs one apalis worker per step on [`SqsBackend`] until `shutdown` is
+/// cancelled; steps in flight get `grace` to finish, buffered messages are
+/// released, pending deletes are flushed.
 pub async fn run_workers(
     runtime: Runtime,
     transport: Transport,
@@ -204,138 +556,46 @@ pub async fn run_workers(
     shutdown: tokio_util::sync::CancellationToken,
     grace: Duration,
 ) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
+    let boot = ulid::Ulid::generate().to_string();
+    let mut ackers = vec![];
+    let mut monitor = Monitor::new();
     for step in Step::ALL {
-        let (rt, tr, q, stop) = (
-            runtime.clone(),
-            transport.clone(),
-            queue.clone(),
-            shutdown.clone(),
-        );
-        tasks.spawn(async move { consume(step, rt, tr, q, stop).await });
-    }
-    shutdown.cancelled().await;
-    let drained = tokio::time::timeout(grace, async {
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(Err(e)) = r {
-                tracing::error!(error = %format!("{e:#}"), "SQS consumer failed");
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("shutdown grace elapsed; in-flight messages will be redelivered");
-        tasks.abort_all();
-    }
-    Ok(())
-}
-
-async fn consume(
-    step: Step,
-    rt: Runtime,
-    tr: Transport,
-    q: SqsQueue,
-    stop: tokio_util::sync::CancellationToken,
-) -> Result<()> {
-    let (url, _) = q.urls(step).clone();
-    while !stop.is_cancelled() {
-        let recv = q
-            .client
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .visibility_timeout(VISIBILITY_S)
-            .message_system_attribute_names(MessageSystemAttributeName::All);
-        let out = tokio::select! {
-            r = recv.send() => r,
-            _ = stop.cancelled() => break,
+        let (acker, task) = Acker::spawn(queue.client.clone(), queue.urls(step).0.clone());
+        ackers.push(task);
+        let ctx = Ctx {
+            runtime: runtime.clone(),
+            transport: transport.clone(),
+            queue: queue.clone(),
+            step,
+            acker,
         };
-        let msgs = match out {
-            Ok(o) => o.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(%step, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "ReceiveMessage failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        for m in msgs {
-            let (Some(body), Some(handle)) = (m.body(), m.receipt_handle()) else {
-                continue;
-            };
-            let group = m
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            let job: StepJob = match serde_json::from_str(body) {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::error!(%step, error = %e, "malformed message: dead-lettered");
-                    q.dead_letter(step, body, &group, &format!("malformed message: {e}"))
-                        .await?;
-                    q.client
-                        .delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await?;
-                    continue;
-                }
-            };
-            // Heartbeat: keep the message invisible while the step runs.
-            let beat = {
-                let (client, url, handle) = (q.client.clone(), url.clone(), handle.to_string());
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_secs((VISIBILITY_S / 3) as u64)).await;
-                        let _ = client
-                            .change_message_visibility()
-                            .queue_url(&url)
-                            .receipt_handle(&handle)
-                            .visibility_timeout(VISIBILITY_S)
-                            .send()
-                            .await;
-                    }
-                })
-            };
-            let outcome = rt.execute(&job, &tr).await;
-            beat.abort();
-            match outcome {
-                Outcome::Done(later) => {
-                    for j in later {
-                        q.send_batch(j.step, vec![(group.clone(), j)]).await?;
-                    }
-                    q.client
-                        .delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await?;
-                }
-                Outcome::Retry { after_ms, .. } => {
-                    let secs = after_ms.div_ceil(1000).min(43_200) as i32;
-                    q.client
-                        .change_message_visibility()
-                        .queue_url(&url)
-                        .receipt_handle(handle)
-                        .visibility_timeout(secs)
-                        .send()
-                        .await?;
-                }
-                Outcome::Dead { error } => {
-                    q.dead_letter(step, body, &group, &error).await?;
-                    q.client
-                        .delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await?;
-                }
-            }
-        }
+        let boot = boot.clone();
+        monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{step}-sqs-{boot}-{restarts}"))
+                .backend(SqsBackend::new(ctx.queue.clone(), step))
+                .data(ctx.clone())
+                .concurrency(1)
+                .build(handle)
+        });
     }
-    Ok(())
+    let ran = monitor
+        .should_restart(|w, e| {
+            tracing::error!(worker = %w.name(), error = %e, "worker stopped; restarting");
+            true
+        })
+        .shutdown_timeout(grace)
+        .run_with_signal(async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+        .await
+        .context("the worker monitor failed");
+    // The monitor dropped the workers and with them every Acker handle; each
+    // acker task now sends its last batch and ends.
+    for task in ackers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    ran
 }
 
 impl SqsQueue {

@@ -2,7 +2,7 @@
 //! moto) per test, the workers running in-process, and helpers that drive the
 //! engine and wait for conditions with a deadline.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pipeline::{
     AccountId, Asset, Command, Engine, MarketId, NewOrder, OrderType, Price, Quantity,
     SelfTradePrevention, Side, TimeInForce,
@@ -11,9 +11,9 @@ use rust_decimal::Decimal;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use workers::config::{self, Services, Settings, TransportKind};
+use workers::config::{self, Services, TransportKind};
 use workers::db::Db;
-use workers::sinks::{ArchiveStore, EventSink};
+use workers::sinks::ArchiveStore;
 use workers::workflow::WorkflowInput;
 
 pub fn pg_admin_url() -> String {
@@ -37,117 +37,18 @@ pub struct App {
     submitted: i64,
 }
 
-/// Creates the SQS queues (with DLQs), the stream and the bucket under a
-/// fresh prefix on moto.
-async fn create_aws_resources(prefix: &str) -> Result<()> {
-    let conf = config::aws_config(Some(&aws_endpoint())).await;
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    for step in workers::workflow::Step::ALL {
-        let dlq = sqs
-            .create_queue()
-            .queue_name(format!("{prefix}-{step}-dlq.fifo"))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .send()
-            .await
-            .context("Failed to create a DLQ on moto (is it running? infra/local/up.sh)")?;
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(dlq.queue_url().unwrap_or_default())
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .context("no DLQ arn")?;
-        sqs.create_queue()
-            .queue_name(format!("{prefix}-{step}.fifo"))
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                "30",
-            )
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-                format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"10"}}"#),
-            )
-            .send()
-            .await?;
-    }
-    let kinesis = aws_sdk_kinesis::Client::new(&conf);
-    kinesis
-        .create_stream()
-        .stream_name(format!("{prefix}-events"))
-        .shard_count(1)
-        .send()
-        .await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d = kinesis
-            .describe_stream_summary()
-            .stream_name(format!("{prefix}-events"))
-            .send()
-            .await?;
-        if d.stream_description_summary()
-            .map(|s| s.stream_status().as_str() == "ACTIVE")
-            .unwrap_or(false)
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "stream never became active");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let s3conf = aws_sdk_s3::config::Builder::from(&conf)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(s3conf)
-        .create_bucket()
-        .bucket(format!("{prefix}-archive"))
-        .send()
-        .await?;
-    Ok(())
-}
-
 impl App {
     pub async fn spawn(kind: TransportKind) -> Result<App> {
         let dir = tempfile::tempdir()?;
         let unique = format!("cwtest{}", uuid::Uuid::new_v4().simple());
-        let database_url = match kind {
-            TransportKind::Sqlite => {
-                format!("sqlite://{}", dir.path().join("clearway.db").display())
-            }
-            _ => {
-                let Db::Pg(admin) = Db::connect(&pg_admin_url(), 1).await? else {
-                    unreachable!("a postgres URL")
-                };
-                // `create database` cannot run inside a transaction.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {unique}")))
-                    .execute(&admin)
-                    .await?;
-                let base = pg_admin_url();
-                let root = base
-                    .rsplit_once('/')
-                    .map(|(r, _)| r.to_string())
-                    .unwrap_or(base);
-                format!("{root}/{unique}")
-            }
-        };
-        if kind == TransportKind::Sqs {
-            create_aws_resources(&unique).await?;
-        }
-        let settings = Settings {
-            transport: kind,
-            data_dir: dir.path().to_path_buf(),
-            database_url,
-            kinesis: kind == TransportKind::Sqs,
-            s3: kind == TransportKind::Sqs,
-            queue_prefix: unique.clone(),
-            stream: format!("{unique}-events"),
-            bucket: format!("{unique}-archive"),
-            aws_endpoint: (kind == TransportKind::Sqs).then(aws_endpoint),
-        };
+        let settings = workers::provision::fresh(
+            kind,
+            &unique,
+            dir.path().to_path_buf(),
+            &pg_admin_url(),
+            Some(&aws_endpoint()),
+        )
+        .await?;
         let services = config::connect(&settings, "test-worker").await?;
         let engine = Engine::new(config::engine_config());
         Ok(App {
@@ -242,38 +143,8 @@ impl App {
 
     /// Every event id on the stream (local log or Kinesis), in order.
     pub async fn stream_event_ids(&self) -> Result<Vec<String>> {
-        match &self.services.runtime.env.sink {
-            EventSink::Local(l) => Ok(l.read_all()?.into_iter().map(|r| r.event_id).collect()),
-            EventSink::Kinesis(k) => {
-                let c = k.client();
-                let shards = c.list_shards().stream_name(k.stream()).send().await?;
-                let mut ids = vec![];
-                for shard in shards.shards() {
-                    let mut it = c
-                        .get_shard_iterator()
-                        .stream_name(k.stream())
-                        .shard_id(shard.shard_id())
-                        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-                        .send()
-                        .await?
-                        .shard_iterator
-                        .context("no iterator")?;
-                    loop {
-                        let out = c.get_records().shard_iterator(&it).send().await?;
-                        for r in out.records() {
-                            let rec: workers::steps::publish::StreamRecord =
-                                serde_json::from_slice(r.data().as_ref())?;
-                            ids.push(rec.event_id);
-                        }
-                        match (out.records().is_empty(), out.next_shard_iterator) {
-                            (false, Some(next)) => it = next,
-                            _ => break,
-                        }
-                    }
-                }
-                Ok(ids)
-            }
-        }
+        let records = self.services.runtime.env.sink.read_all().await?;
+        Ok(records.into_iter().map(|r| r.event_id).collect())
     }
 
     /// The archived objects' keys, with the checksums recorded for them.

@@ -110,7 +110,64 @@ pub struct AuthConfig {
     /// The HS256 secret, only when explicitly enabled (development).
     pub hs256_secret: Option<Vec<u8>>,
     /// Public keys for RS256/ES256, looked up by `kid`.
-    pub jwks: Option<JwkSet>,
+    pub jwks: Option<Arc<Jwks>>,
+}
+
+/// A JWKS and where it came from. A token signed with a `kid` the set does
+/// not hold makes it fetch the set again (an identity provider such as
+/// Cognito rotates keys by publishing the new one first), at most once per
+/// [`Jwks::min_refresh`], so unknown kids cannot make it hammer the source.
+#[derive(Debug)]
+pub struct Jwks {
+    source: String,
+    set: std::sync::RwLock<JwkSet>,
+    last_fetch: tokio::sync::Mutex<std::time::Instant>,
+    /// The least time between two fetches (default 30 s).
+    pub min_refresh: std::time::Duration,
+}
+
+impl Jwks {
+    /// Loads the set from `source`: a file path or an http(s) URL.
+    pub async fn load(source: &str) -> Result<Jwks> {
+        Ok(Jwks {
+            source: source.to_string(),
+            set: std::sync::RwLock::new(load_jwks(source).await?),
+            last_fetch: tokio::sync::Mutex::new(std::time::Instant::now()),
+            min_refresh: std::time::Duration::from_secs(30),
+        })
+    }
+
+    fn find(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
+        let set = self.set.read().unwrap_or_else(|e| e.into_inner());
+        set.find(kid).cloned()
+    }
+
+    /// The key `kid`, fetching the set again when it is unknown (and the
+    /// last fetch is older than `min_refresh`).
+    async fn key(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
+        if let Some(k) = self.find(kid) {
+            return Some(k);
+        }
+        let mut last = self.last_fetch.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(k) = self.find(kid) {
+            return Some(k);
+        }
+        if last.elapsed() < self.min_refresh {
+            return None;
+        }
+        *last = std::time::Instant::now();
+        match load_jwks(&self.source).await {
+            Ok(set) => {
+                tracing::info!(source = %self.source, keys = set.keys.len(), "JWKS fetched again for an unknown kid");
+                *self.set.write().unwrap_or_else(|e| e.into_inner()) = set;
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "JWKS fetch failed; keeping the keys we have")
+            }
+        }
+        self.find(kid)
+    }
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -119,7 +176,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("hs256", &self.hs256_secret.is_some())
-            .field("jwks_keys", &self.jwks.as_ref().map(|j| j.keys.len()))
+            .field("jwks", &self.jwks.as_ref().map(|j| j.source.as_str()))
             .finish()
     }
 }
@@ -135,7 +192,7 @@ impl AuthConfig {
     pub async fn from_env() -> Result<AuthConfig> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         let jwks = match var("CLEARWAY_JWKS") {
-            Some(src) => Some(load_jwks(&src).await?),
+            Some(src) => Some(Arc::new(Jwks::load(&src).await?)),
             None => None,
         };
         Ok(AuthConfig {
@@ -147,7 +204,7 @@ impl AuthConfig {
     }
 
     /// Verifies a token and returns its principal.
-    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
@@ -157,12 +214,12 @@ impl AuthConfig {
                 None => return Err(unauthorized("HS256 tokens are not accepted")),
             },
             Algorithm::RS256 | Algorithm::ES256 => {
-                let jwk = header
-                    .kid
-                    .as_deref()
-                    .and_then(|kid| self.jwks.as_ref()?.find(kid))
-                    .ok_or_else(|| unauthorized("unknown signing key"))?;
-                DecodingKey::from_jwk(jwk).map_err(|_| unauthorized("unusable signing key"))?
+                let jwk = match (header.kid.as_deref(), &self.jwks) {
+                    (Some(kid), Some(jwks)) => jwks.key(kid).await,
+                    _ => None,
+                }
+                .ok_or_else(|| unauthorized("unknown signing key"))?;
+                DecodingKey::from_jwk(&jwk).map_err(|_| unauthorized("unusable signing key"))?
             }
             _ => return Err(unauthorized("signing algorithm not allowed")),
         };
@@ -220,11 +277,19 @@ pub async fn authenticate(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    let principal = auth.verify(token.trim())?;
+    let principal = auth.verify(token).await?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Mints an HS256 token (development: `clearway token`, tests).

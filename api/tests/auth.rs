@@ -1,5 +1,5 @@
 use crate::helpers::*;
-use api::auth::{AuthConfig, Claims, mint_hs256};
+use api::auth::{AuthConfig, Claims, Jwks, mint_hs256};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
@@ -88,12 +88,14 @@ fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Claims) -
 #[tokio::test]
 async fn an_rs256_token_from_a_jwks_is_accepted_and_a_token_signed_by_another_key_is_not() {
     // The JWKS file as `CLEARWAY_JWKS` would load it; HS256 is disabled.
-    let jwks: JwkSet = serde_json::from_slice(&fixture("jwks.json")).expect("a JWKS");
+    let jwks = Jwks::load(&format!("{FIXTURES}/jwks.json"))
+        .await
+        .expect("a JWKS");
     let app = spawn_app_with_auth(AuthConfig {
         issuer: api::auth::DEFAULT_ISSUER.into(),
         audience: api::auth::DEFAULT_AUDIENCE.into(),
         hs256_secret: None,
-        jwks: Some(jwks),
+        jwks: Some(std::sync::Arc::new(jwks)),
     })
     .await;
     let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("the RSA key");
@@ -163,4 +165,66 @@ async fn an_rs256_token_from_a_jwks_is_accepted_and_a_token_signed_by_another_ke
         assert_eq!(res.status(), 401, "{what}");
         assert_problem(res, 401, "unauthorized").await;
     }
+}
+
+#[tokio::test]
+async fn a_key_published_after_start_is_fetched_when_a_token_names_it() {
+    // The identity provider first publishes only the EC key; the RSA key
+    // appears later (a rotation), while Clearway runs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let mut set: JwkSet = serde_json::from_slice(&fixture("jwks.json")).expect("a JWKS");
+    set.keys
+        .retain(|k| k.common.key_id.as_deref() == Some(EC_KID));
+    std::fs::write(&path, serde_json::to_vec(&set).unwrap()).unwrap();
+    let mut jwks = Jwks::load(path.to_str().unwrap()).await.expect("a JWKS");
+    jwks.min_refresh = std::time::Duration::ZERO;
+    let app = spawn_app_with_auth(AuthConfig {
+        issuer: api::auth::DEFAULT_ISSUER.into(),
+        audience: api::auth::DEFAULT_AUDIENCE.into(),
+        hs256_secret: None,
+        jwks: Some(std::sync::Arc::new(jwks)),
+    })
+    .await;
+    let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("the RSA key");
+    let token = sign(
+        Algorithm::RS256,
+        Some(RSA_KID),
+        &rsa,
+        &claims(SELLER, &["trade"]),
+    );
+    let balances = || {
+        app.client
+            .get(app.url("/v1/balances"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let res = balances().await.unwrap();
+    assert_eq!(res.status(), 401, "the RSA key is not published yet");
+    std::fs::write(&path, fixture("jwks.json")).unwrap();
+    assert_eq!(balances().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_case_insensitively() {
+    let app = spawn_app().await;
+    let token = token(SELLER, &["trade"]);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let res = app
+            .client
+            .get(app.url("/v1/balances"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{scheme}");
+    }
+    let res = app
+        .client
+        .get(app.url("/v1/balances"))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
 }

@@ -165,3 +165,28 @@ async fn a_websocket_needs_a_token_and_accepts_it_in_the_query() {
     let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
     assert_eq!(answer["code"], "unknown_channel", "{answer}");
 }
+
+#[tokio::test]
+async fn a_websocket_client_sending_too_many_ops_is_rate_limited() {
+    use futures::{SinkExt, StreamExt};
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    let with_query = format!("{url}?token={}", token(SELLER, &["trade"]));
+    let (mut stream, _) = tokio_tungstenite::connect_async(with_query).await.unwrap();
+    let op = r#"{"op":"subscribe","channels":["trades:BTC-USD"]}"#;
+    let mut answers = vec![];
+    for _ in 0..21 {
+        stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(op.into()))
+            .await
+            .unwrap();
+        let answer = stream.next().await.unwrap().unwrap();
+        let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+        answers.push(answer);
+    }
+    assert!(
+        answers[..20].iter().all(|a| a["type"] == "subscribed"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[20]["code"], "rate_limited", "{}", answers[20]);
+}

@@ -94,8 +94,10 @@ pub async fn rebuild_with(
                 ),
             };
             if events != wf.events {
+                let mut detail = format!("accepted {:?}; replayed {:?}", wf.events, events);
+                detail.truncate(2_000);
                 bail!(
-                    "workflow {after}: replay produced different events than were accepted; the journal is inconsistent"
+                    "workflow {after}: replay produced different events than were accepted; the journal is inconsistent ({detail})"
                 );
             }
             on_replayed(&wf);

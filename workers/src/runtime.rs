@@ -291,7 +291,16 @@ impl Runtime {
         let mut stored = vec![];
         if outside {
             match job.step {
-                Step::Publish => steps::publish::run(&env.sink, &inputs).await?,
+                Step::Publish => {
+                    // `running` here means an earlier attempt started and never
+                    // recorded an outcome: it crashed, perhaps after sending.
+                    let crashed_since = todo
+                        .iter()
+                        .filter(|l| l.state == WorkflowState::Running)
+                        .map(|l| l.updated_at)
+                        .min();
+                    steps::publish::run(&env.sink, &inputs, crashed_since).await?
+                }
                 _ => stored = steps::archive::store(&env.archive, objects).await?,
             }
         }

@@ -23,6 +23,13 @@
 //!
 //! The snapshot holds at most 500 levels a side; levels beyond it appear as
 //! diffs touch them.
+//!
+//! # Limits
+//!
+//! The server pings every 20 s and drops a client it has not heard from
+//! (not even a pong) for 60 s. A client may send at most 20 `op` messages
+//! per 10 s; more are answered `{"type": "error", "code": "rate_limited"}`
+//! and not applied.
 
 use axum::extract::State;
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
@@ -33,6 +40,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Access::OwnToken;
@@ -65,11 +73,11 @@ async fn upgrade(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(crate::auth::bearer);
     let token = bearer
         .or(q.token.as_deref())
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    let principal = s.auth.verify(token.trim())?;
+    let principal = s.auth.verify(token.trim()).await?;
     let ws = ws.map_err(|e| ApiError::BadRequest {
         code: "websocket_upgrade_expected",
         detail: e.to_string(),
@@ -94,6 +102,17 @@ impl Drop for Connected {
     }
 }
 
+/// Keep-alive: a ping this often; a client silent (not even a pong) for
+/// [`IDLE_LIMIT`] is gone, and its session ends.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// See [`PING_EVERY`].
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// At most this many `op` messages per client per [`OPS_WINDOW`]; more get
+/// a `rate_limited` error and are not applied.
+const OPS_PER_WINDOW: u32 = 20;
+/// See [`OPS_PER_WINDOW`].
+const OPS_WINDOW: Duration = Duration::from_secs(10);
+
 /// One connected client: subscriptions in, matching messages out.
 async fn session(s: AppState, p: Principal, socket: WebSocket) {
     s.metrics.ws_clients.fetch_add(1, Ordering::Relaxed);
@@ -102,12 +121,30 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
     let (mut tx, mut incoming) = socket.split();
     let mut subs = BTreeSet::new();
     let mut watch: Option<AccountWatch> = None;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heard = tokio::time::Instant::now();
+    let (mut window, mut ops) = (tokio::time::Instant::now(), 0u32);
     loop {
         let reply = tokio::select! {
-            frame = incoming.next() => match frame {
-                Some(Ok(Frame::Text(t))) => Some(apply(&s, &p, t.as_str(), &mut subs, &mut watch)),
-                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => None,
+            frame = incoming.next() => {
+                heard = tokio::time::Instant::now();
+                match frame {
+                    Some(Ok(Frame::Text(t))) => {
+                        if window.elapsed() >= OPS_WINDOW {
+                            (window, ops) = (tokio::time::Instant::now(), 0);
+                        }
+                        ops += 1;
+                        Some(if ops > OPS_PER_WINDOW {
+                            json!({"type": "error", "code": "rate_limited",
+                                   "detail": format!("at most {OPS_PER_WINDOW} ops per {}s", OPS_WINDOW.as_secs())})
+                                .to_string()
+                        } else {
+                            apply(&s, &p, t.as_str(), &mut subs, &mut watch)
+                        })
+                    }
+                    Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => None,
+                }
             },
             out = rx.recv() => match out {
                 Ok(o) if subs.contains(&o.message.channel)
@@ -116,6 +153,14 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
                 Err(RecvError::Lagged(n)) => Some(json!({"type": "lagged", "missed": n}).to_string()),
                 Err(RecvError::Closed) => break,
             },
+            _ = ping.tick() => {
+                if heard.elapsed() >= IDLE_LIMIT
+                    || tx.send(Frame::Ping(Default::default())).await.is_err()
+                {
+                    break;
+                }
+                None
+            }
         };
         if let Some(text) = reply
             && tx.send(Frame::Text(text.into())).await.is_err()

@@ -53,6 +53,8 @@ pub struct Loaded {
     pub state: WorkflowState,
     /// Its current step.
     pub step: Step,
+    /// When its state last changed (µs since the epoch).
+    pub updated_at: i64,
 }
 
 /// Loads workflows by id, in id order (missing ids are left out). On
@@ -60,9 +62,9 @@ pub struct Loaded {
 /// redelivered job waits for the first one and then sees it moved on.
 pub async fn load(tx: &mut Tx, ids: &[u64]) -> Result<Vec<Loaded>> {
     let sql = if tx.is_pg() {
-        "select id, input, state, step from workflows where id in (select column1 from {rows}) order by id for update"
+        "select id, input, state, step, updated_at from workflows where id in (select column1 from {rows}) order by id for update"
     } else {
-        "select id, input, state, step from workflows where id in (select column1 from {rows}) order by id"
+        "select id, input, state, step, updated_at from workflows where id in (select column1 from {rows}) order by id"
     };
     let mut out = Vec::with_capacity(ids.len());
     for r in tx.rows_values(sql, &ids_arg(ids)).await? {
@@ -70,7 +72,12 @@ pub async fn load(tx: &mut Tx, ids: &[u64]) -> Result<Vec<Loaded>> {
             serde_json::from_str(&r.text(1)?).context("Malformed workflow input")?;
         let state = parse_state(&r.text(2)?)?;
         let step = Step::parse(&r.text(3)?).context("unknown step in the workflows table")?;
-        out.push(Loaded { input, state, step });
+        out.push(Loaded {
+            input,
+            state,
+            step,
+            updated_at: r.i64(4)?,
+        });
     }
     out.sort_by_key(|l| l.input.id);
     Ok(out)

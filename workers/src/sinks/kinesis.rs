@@ -37,29 +37,41 @@ impl KinesisSink {
         &self.stream
     }
 
-    /// Reads every record of the stream from TRIM_HORIZON, shard by shard.
-    pub async fn read_all(&self) -> anyhow::Result<Vec<StreamRecord>> {
+    /// Reads the stream shard by shard to its end: from TRIM_HORIZON, or
+    /// from the records that arrived at or after `since_us` (µs since the epoch).
+    pub async fn read_from(&self, since_us: Option<i64>) -> anyhow::Result<Vec<StreamRecord>> {
         use anyhow::Context;
+        use aws_sdk_kinesis::types::ShardIteratorType;
         let c = &self.client;
         let shards = c.list_shards().stream_name(&self.stream).send().await?;
         let mut records = vec![];
         for shard in shards.shards() {
-            let mut it = c
+            let req = c
                 .get_shard_iterator()
                 .stream_name(&self.stream)
-                .shard_id(shard.shard_id())
-                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .shard_id(shard.shard_id());
+            let req = match since_us {
+                None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                Some(us) => req
+                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                    .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs_and_nanos(
+                        us.div_euclid(1_000_000),
+                        (us.rem_euclid(1_000_000) * 1_000) as u32,
+                    )),
+            };
+            let mut it = req
                 .send()
                 .await?
                 .shard_iterator
                 .context("no shard iterator")?;
             loop {
                 let out = c.get_records().shard_iterator(&it).send().await?;
-                for r in out.records() {
+                for r in &out.records {
                     records.push(serde_json::from_slice(r.data().as_ref())?);
                 }
-                match (out.records().is_empty(), out.next_shard_iterator) {
-                    (false, Some(next)) => it = next,
+                let caught_up = out.millis_behind_latest.unwrap_or(0) == 0;
+                match out.next_shard_iterator {
+                    Some(next) if !(out.records.is_empty() && caught_up) => it = next,
                     _ => break,
                 }
             }

@@ -47,8 +47,10 @@ impl EventLog {
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&path)?;
+            cut_torn_tail(&f)?;
             f.write_all(&buf)?;
             f.sync_data()?;
             Ok(())
@@ -66,10 +68,37 @@ impl EventLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(e).context("Failed to read the event log"),
         };
-        text.lines()
+        // A line without its newline is a torn append (a crash mid-write,
+        // never acknowledged): not part of the log.
+        let whole = text.rfind('\n').map_or("", |i| &text[..=i]);
+        whole
+            .lines()
             .map(|l| serde_json::from_str(l).context("Malformed event log line"))
             .collect()
     }
+}
+
+/// Cuts a torn last line (an append a crash interrupted, never recorded as
+/// done) so the next append starts on a line of its own.
+fn cut_torn_tail(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let mut last = [0u8; 1];
+    if len == 0 || (f.read_at(&mut last, len - 1)? == 1 && last[0] == b'\n') {
+        return Ok(());
+    }
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let buf = &mut chunk[..(end - start) as usize];
+        f.read_exact_at(buf, start)?;
+        if let Some(i) = buf.iter().rposition(|b| *b == b'\n') {
+            return f.set_len(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    f.set_len(0)
 }
 
 /// A directory of archived records.
@@ -198,4 +227,47 @@ fn parallel<T: Sync, R: Send>(
         out.extend(p.context("Failed to write the archive")?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::WorkflowInput;
+    use pipeline::{AccountId, Asset, Command, Engine};
+
+    fn records(n: u64) -> Vec<StreamRecord> {
+        let mut engine = Engine::new(crate::config::engine_config());
+        (1..=n)
+            .flat_map(|i| {
+                let cmd = Command::Deposit {
+                    account: AccountId(i),
+                    asset: Asset::parse("USD").unwrap(),
+                    amount: rust_decimal::Decimal::from(i),
+                };
+                let events = engine.apply(cmd.clone(), i).unwrap();
+                WorkflowInput::new(cmd, i, events)
+            })
+            .flat_map(|wf| crate::steps::publish::records(&wf))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_not_read_and_is_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path().join("events.log")).unwrap();
+        let recs = records(3);
+        log.append(&recs[..1]).await.unwrap();
+        // A crash in the middle of the second append leaves half a line.
+        let line = serde_json::to_string(&recs[1]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .unwrap()
+            .write_all(&line.as_bytes()[..line.len() / 2])
+            .unwrap();
+        assert_eq!(log.read_all().unwrap(), recs[..1]);
+        // The retried append replaces it.
+        log.append(&recs[1..]).await.unwrap();
+        assert_eq!(log.read_all().unwrap(), recs);
+    }
 }

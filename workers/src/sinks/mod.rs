@@ -31,7 +31,16 @@ impl EventSink {
     pub async fn read_all(&self) -> anyhow::Result<Vec<StreamRecord>> {
         match self {
             EventSink::Local(l) => l.read_all(),
-            EventSink::Kinesis(k) => k.read_all().await,
+            EventSink::Kinesis(k) => k.read_from(None).await,
+        }
+    }
+
+    /// Reads the records that arrived at or after `since_us` (µs since the
+    /// epoch; the local log is read whole).
+    pub async fn read_since(&self, since_us: i64) -> anyhow::Result<Vec<StreamRecord>> {
+        match self {
+            EventSink::Local(l) => l.read_all(),
+            EventSink::Kinesis(k) => k.read_from(Some(since_us)).await,
         }
     }
 }

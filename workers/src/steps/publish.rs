@@ -2,9 +2,11 @@
 //!
 //! - input: a batch of workflows' events;
 //! - idempotency key: `order_id:publish` — the runtime skips workflows whose
-//!   publish step is recorded as done; every record carries its event id (the
-//!   engine's sequence number), so a consumer drops the duplicate that a crash
-//!   between "sent" and "recorded" can produce;
+//!   publish step is recorded as done; a workflow found `running` had an
+//!   attempt that crashed between "sent" and "recorded", so the stream is
+//!   read back from when that attempt started and only the records it lacks
+//!   are sent; every record also carries its event id (the engine's sequence
+//!   number) for consumers;
 //! - effect: one append (local event log) or PutRecords calls (Kinesis) for
 //!   the whole batch, partition key = market;
 //! - recorded: the attempt rows, by the runtime, after the effect succeeded.
@@ -47,8 +49,38 @@ pub fn records(wf: &WorkflowInput) -> Vec<StreamRecord> {
         .collect()
 }
 
-/// Publishes a batch of workflows' events in one call to the sink.
-pub async fn run(sink: &EventSink, batch: &[&WorkflowInput]) -> Result<(), StepError> {
-    let recs: Vec<StreamRecord> = batch.iter().flat_map(|wf| records(wf)).collect();
+/// How far before a crashed attempt's start the stream is read back (clock
+/// skew between this host and the stream's arrival timestamps).
+const READ_BACK_MARGIN_US: i64 = 60_000_000;
+
+/// Publishes a batch of workflows' events in one call to the sink. With
+/// `crashed_since` (µs; when an earlier attempt of one of them started and
+/// never finished), the records already on the stream since then are left
+/// out, so a crash between sending and recording does not send twice.
+pub async fn run(
+    sink: &EventSink,
+    batch: &[&WorkflowInput],
+    crashed_since: Option<i64>,
+) -> Result<(), StepError> {
+    let mut recs: Vec<StreamRecord> = batch.iter().flat_map(|wf| records(wf)).collect();
+    if let Some(since) = crashed_since {
+        let present: std::collections::HashSet<String> = sink
+            .read_since(since - READ_BACK_MARGIN_US)
+            .await
+            .map_err(StepError::Transient)?
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect();
+        let before = recs.len();
+        recs.retain(|r| !present.contains(&r.event_id));
+        tracing::info!(
+            already = before - recs.len(),
+            sending = recs.len(),
+            "publish after a crashed attempt: sending only what the stream lacks"
+        );
+    }
+    if recs.is_empty() {
+        return Ok(());
+    }
     sink.publish(&recs).await
 }

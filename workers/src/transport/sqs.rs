@@ -34,8 +34,11 @@ use std::time::Duration;
 
 /// SQS accepts up to 256 KiB per message; stay well below.
 const MAX_BODY_BYTES: usize = 200 * 1024;
-/// Visibility timeout of a received message, in seconds.
-const VISIBILITY_S: i32 = 30;
+/// Visibility timeout of a received message, in seconds: how long a message
+/// held by a crashed worker waits before redelivery (as the 12 s orphan
+/// recovery of the database transports). A live worker's heartbeat extends
+/// it every third of that.
+const VISIBILITY_S: i32 = 12;
 
 /// The step queues and their dead-letter queues.
 #[derive(Clone, Debug)]

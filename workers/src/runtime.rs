@@ -190,7 +190,21 @@ pub trait Handoff {
         tx: &'a mut crate::db::Tx,
         job: &'a StepJob,
     ) -> impl std::future::Future<Output = Result<bool>> + Send + 'a;
+
+    /// Takes queued jobs of `step` (up to `room` workflows) off the queue
+    /// inside `tx`, for the running job to do with its own; a rollback puts
+    /// them back. Transports that cannot return nothing.
+    fn absorb<'a>(
+        &'a self,
+        tx: &'a mut crate::db::Tx,
+        step: Step,
+        room: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<StepJob>>> + Send + 'a;
 }
+
+/// Most workflows a persist or settle job runs at once after absorbing the
+/// queued jobs of its step (see [`Handoff::absorb`]).
+pub const COALESCE_UP_TO: usize = 1_000;
 
 /// The step runner.
 #[derive(Clone, Debug)]
@@ -239,12 +253,32 @@ impl Runtime {
             commit(open).await?;
         }
         let tx = open.insert(env.db.begin().await?);
-        let loaded = records::load(tx, &job.workflow_ids).await?;
-        if loaded.len() != job.workflow_ids.len() {
+        // Single-transaction steps take the queued jobs of their step along:
+        // under steady traffic each group commit is a small job, and one
+        // large batch costs far less than many small ones. (publish and
+        // archive commit before their outside effect, so a job they took
+        // would be lost in a crash; they get large batches from the one
+        // hand-off of a coalesced settle.)
+        let mut wanted = job.workflow_ids.clone();
+        if matches!(job.step, Step::Persist | Step::Settle)
+            && job.replay.is_none()
+            && wanted.len() < COALESCE_UP_TO
+        {
+            for j in handoff
+                .absorb(tx, job.step, COALESCE_UP_TO - wanted.len())
+                .await?
+            {
+                wanted.extend(j.workflow_ids);
+            }
+            wanted.sort_unstable();
+            wanted.dedup();
+        }
+        let loaded = records::load(tx, &wanted).await?;
+        if loaded.len() != wanted.len() {
             return Err(StepError::Permanent(anyhow::anyhow!(
                 "{} of {} workflows in the job are unknown",
-                job.workflow_ids.len() - loaded.len(),
-                job.workflow_ids.len()
+                wanted.len() - loaded.len(),
+                wanted.len()
             )));
         }
         let (todo, dupes): (Vec<&Loaded>, Vec<&Loaded>) = loaded.iter().partition(|l| {

@@ -29,6 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// Wakes an idle worker every `every`; each tick re-arms and polls the
 /// next timer, so the wake-up chain never breaks.
@@ -78,6 +79,9 @@ impl PollStrategy for Tick {
 pub fn queue_name(step: Step) -> String {
     format!("clearway.{step}")
 }
+
+/// Most queued jobs one [`DbQueue::absorb`] takes.
+pub const ABSORB_JOBS: usize = 256;
 
 /// apalis' own attempt limit is set out of reach: Clearway's retry policy
 /// decides, and the job is killed explicitly when it is exhausted.
@@ -144,6 +148,82 @@ impl DbQueue {
         Ok(())
     }
 
+    /// Takes queued jobs of `step` (pending and due, plain hand-offs) off the
+    /// queue inside `tx`, up to `room` workflows in all, and returns them:
+    /// the caller runs their workflows with its own, and because the jobs are
+    /// marked done in the same transaction as the step's effect, a rollback
+    /// puts them back. This is how small jobs (a group commit of a few orders
+    /// each) coalesce into large batches. At most [`ABSORB_JOBS`] jobs a call.
+    pub async fn absorb(&self, tx: &mut Tx, step: Step, room: usize) -> Result<Vec<StepJob>> {
+        if room == 0 {
+            return Ok(vec![]);
+        }
+        let queue = Arg::Text(queue_name(step));
+        let rows = match tx {
+            Tx::Pg(_) => {
+                tx.rows(
+                    "select id, convert_from(job, 'UTF8') from apalis.jobs \
+                     where job_type = $1 and status = 'Pending' and run_at <= now() \
+                     order by run_at, id limit $2 for update skip locked",
+                    &[queue, Arg::I64(ABSORB_JOBS as i64)],
+                )
+                .await?
+            }
+            Tx::Lite(_) => {
+                tx.rows(
+                    "select id, cast(job as text) from Jobs \
+                     where job_type = $1 and status = 'Pending' and run_at <= $2 \
+                     order by run_at, id limit $3",
+                    &[
+                        queue,
+                        Arg::I64(chrono::Utc::now().timestamp()),
+                        Arg::I64(ABSORB_JOBS as i64),
+                    ],
+                )
+                .await?
+            }
+        };
+        let (mut ids, mut jobs, mut n) = (vec![], vec![], 0);
+        for r in rows {
+            // Anything unusual (malformed, a replay, inputs, a barrier) is
+            // left for its own run.
+            let Ok(job) = serde_json::from_str::<StepJob>(&r.text(1)?) else {
+                continue;
+            };
+            if job.step != step
+                || job.replay.is_some()
+                || job.barrier.is_some()
+                || !job.inputs.is_empty()
+                || n + job.workflow_ids.len() > room
+            {
+                continue;
+            }
+            n += job.workflow_ids.len();
+            ids.push(Arg::Text(r.text(0)?));
+            jobs.push(job);
+        }
+        if ids.is_empty() {
+            return Ok(jobs);
+        }
+        let marks: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = match tx {
+            Tx::Pg(_) => format!(
+                "update apalis.jobs set status = 'Done', done_at = now(), last_result = $1::jsonb \
+                 where id in ({})",
+                marks.join(", ")
+            ),
+            Tx::Lite(_) => format!(
+                "update Jobs set status = 'Done', done_at = strftime('%s', 'now'), last_result = $1 \
+                 where id in ({})",
+                marks.join(", ")
+            ),
+        };
+        let mut args = vec![Arg::Text(r#"{"Ok":"absorbed"}"#.into())];
+        args.extend(ids);
+        tx.exec(&sql, &args).await?;
+        Ok(jobs)
+    }
+
     /// Moves a failed job's next run to `after_ms` from now.
     async fn defer(&self, task_id: &str, after_ms: u64) -> Result<()> {
         match &self.db {
@@ -184,9 +264,19 @@ struct Ctx {
     runtime: Runtime,
     transport: Transport,
     queue: DbQueue,
+    in_flight: TaskTracker,
 }
 
 async fn handle(job: serde_json::Value, id: TaskId, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+    // apalis runs handlers as tasks of their own and reports a worker stopped
+    // without waiting for them: the tracker is what shutdown waits on.
+    ctx.in_flight
+        .clone()
+        .track_future(handle_job(job, id, ctx))
+        .await
+}
+
+async fn handle_job(job: serde_json::Value, id: TaskId, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     let job: StepJob = match serde_json::from_value(job) {
         Ok(j) => j,
         Err(e) => {
@@ -231,10 +321,12 @@ pub async fn run_workers(
     grace: Duration,
 ) -> Result<()> {
     let boot = ulid::Ulid::generate().to_string();
+    let in_flight = TaskTracker::new();
     let ctx = Ctx {
         runtime,
         transport,
         queue: queue.clone(),
+        in_flight: in_flight.clone(),
     };
     let mut monitor = Monitor::new();
     for step in Step::ALL {
@@ -266,7 +358,7 @@ pub async fn run_workers(
             Db::Pg(pool) => register!(apalis_postgres, PostgresStorage, pool),
         };
     }
-    monitor
+    let ran = monitor
         .should_restart(|w, e| {
             tracing::error!(worker = %w.name(), error = %e, "worker stopped; restarting");
             true
@@ -277,5 +369,7 @@ pub async fn run_workers(
             Ok(())
         })
         .await
-        .context("the worker monitor failed")
+        .context("the worker monitor failed");
+    super::finish_in_flight(&in_flight, grace).await;
+    ran
 }

@@ -69,6 +69,15 @@ impl Handoff for Transport {
             Transport::Sqs(_) => Ok(false),
         }
     }
+
+    async fn absorb(&self, tx: &mut Tx, step: Step, room: usize) -> Result<Vec<StepJob>> {
+        match self {
+            Transport::Db(q) => q.absorb(tx, step, room).await,
+            // A received SQS message cannot be taken over by another one's
+            // handler; SQS batches by receiving ten at a time.
+            Transport::Sqs(_) => Ok(vec![]),
+        }
+    }
 }
 
 /// Runs the step workers of `services` until `shutdown` is cancelled; steps
@@ -92,5 +101,25 @@ pub async fn run_workers(
             .await
         }
         Transport::Sqs(q) => sqs::run_workers(rt, tr, q.clone(), shutdown, grace).await,
+    }
+}
+
+/// After the workers stopped pulling: waits up to `within` for the steps
+/// still running (apalis does not wait for its handler tasks). A step still
+/// running then is cut off with the process; its job or message was never
+/// acknowledged, so it is redelivered, and the step's idempotency holds.
+async fn finish_in_flight(in_flight: &tokio_util::task::TaskTracker, within: std::time::Duration) {
+    in_flight.close();
+    if !in_flight.is_empty() {
+        tracing::info!(steps = in_flight.len(), "waiting for steps in flight");
+    }
+    if tokio::time::timeout(within, in_flight.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            steps = in_flight.len(),
+            "shutdown grace elapsed; steps still in flight will be redelivered"
+        );
     }
 }

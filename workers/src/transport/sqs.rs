@@ -31,6 +31,7 @@ use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
 use std::task::Poll;
 use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// SQS accepts up to 256 KiB per message; stay well below.
 const MAX_BODY_BYTES: usize = 200 * 1024;
@@ -469,9 +470,23 @@ struct Ctx {
     queue: SqsQueue,
     step: Step,
     acker: Acker,
+    in_flight: TaskTracker,
 }
 
 async fn handle(
+    job: serde_json::Value,
+    delivery: Data<Delivery>,
+    ctx: Data<Ctx>,
+) -> Result<(), BoxDynError> {
+    // apalis runs handlers as tasks of their own and reports a worker stopped
+    // without waiting for them: the tracker is what shutdown waits on.
+    ctx.in_flight
+        .clone()
+        .track_future(handle_message(job, delivery, ctx))
+        .await
+}
+
+async fn handle_message(
     job: serde_json::Value,
     delivery: Data<Delivery>,
     ctx: Data<Ctx>,
@@ -560,6 +575,7 @@ pub async fn run_workers(
     grace: Duration,
 ) -> Result<()> {
     let boot = ulid::Ulid::generate().to_string();
+    let in_flight = TaskTracker::new();
     let mut ackers = vec![];
     let mut monitor = Monitor::new();
     for step in Step::ALL {
@@ -571,6 +587,7 @@ pub async fn run_workers(
             queue: queue.clone(),
             step,
             acker,
+            in_flight: in_flight.clone(),
         };
         let boot = boot.clone();
         monitor = monitor.register(move |restarts| {
@@ -593,6 +610,7 @@ pub async fn run_workers(
         })
         .await
         .context("the worker monitor failed");
+    super::finish_in_flight(&in_flight, grace).await;
     // The monitor dropped the workers and with them every Acker handle; each
     // acker task now sends its last batch and ends.
     for task in ackers {

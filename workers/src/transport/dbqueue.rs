@@ -194,9 +194,13 @@ impl DbQueue {
                 || job.replay.is_some()
                 || job.barrier.is_some()
                 || !job.inputs.is_empty()
-                || n + job.workflow_ids.len() > room
             {
                 continue;
+            }
+            // Oldest first and never past a job that does not fit: persist
+            // needs a maker's placement before its fills.
+            if n + job.workflow_ids.len() > room {
+                break;
             }
             n += job.workflow_ids.len();
             ids.push(Arg::Text(r.text(0)?));

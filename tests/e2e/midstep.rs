@@ -177,6 +177,22 @@ async fn assert_effects_once(settings: &Settings, app: &Running) {
     }
 }
 
+/// Waits until persist has written both orders: the kill then lands in the
+/// held step, not in persist (a kill in the middle of persist on SQS is a
+/// known open problem, see the README).
+async fn wait_orders_persisted(settings: &Settings, app: &Running) {
+    let db = Db::connect(&settings.database_url, 1).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&db, "select count(*) from orders").await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "orders never persisted: {}",
+            app.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn killed_in(kind: TransportKind, step: &str) {
     let (dir, settings) = deployment(kind).await;
     let mut app = start_up_with(dir, &env_with(&settings, Some(step))).await;
@@ -186,6 +202,7 @@ async fn killed_in(kind: TransportKind, step: &str) {
         Duration::from_secs(60),
     )
     .await;
+    wait_orders_persisted(&settings, &app).await;
     let dir = app.sigkill();
     let app = start_up_with(dir, &env_with(&settings, None)).await;
     assert_effects_once(&settings, &app).await;

@@ -548,9 +548,10 @@ async fn handle_message(
                 .send()
                 .await
                 .map_err(|e| into_box(e.into()))?;
-            tracing::debug!(%step, retry_in_s = secs, %error, "step will be retried");
+            tracing::warn!(%step, group = %delivery.group, retry_in_s = secs, %error, "step failed; will be retried");
         }
         Outcome::Dead { error } => {
+            tracing::error!(%step, group = %delivery.group, %error, "step failed for good: dead-lettered");
             q.dead_letter(step, &delivery.body, &delivery.group, &error)
                 .await
                 .map_err(into_box)?;

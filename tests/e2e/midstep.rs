@@ -202,7 +202,9 @@ async fn killed_in(kind: TransportKind, step: &str) {
         Duration::from_secs(60),
     )
     .await;
-    wait_orders_persisted(&settings, &app).await;
+    if step != "persist" {
+        wait_orders_persisted(&settings, &app).await;
+    }
     let dir = app.sigkill();
     let app = start_up_with(dir, &env_with(&settings, None)).await;
     assert_effects_once(&settings, &app).await;
@@ -267,6 +269,12 @@ per_transport!(
     killed_in,
     "archive",
     [sqlite, postgres, sqs]
+);
+per_transport!(
+    a_worker_killed_mid_persist_loses_no_accepted_order,
+    killed_in,
+    "persist",
+    [postgres, sqs]
 );
 per_transport!(
     a_worker_killed_mid_settlement_writes_each_leg_once,

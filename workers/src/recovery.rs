@@ -87,6 +87,18 @@ pub async fn rebuild_with(
             after = r.i64(0)?;
             let wf: WorkflowInput = serde_json::from_str(&r.text(1)?)
                 .with_context(|| format!("workflow {after}: malformed input"))?;
+            // A workflow's id is its first event's sequence number, and the
+            // sequence has no gaps: a later id means accepted workflows that
+            // are not in the journal yet (on SQS, persist writes the journal,
+            // and may run a later message first). Not an alteration: the
+            // caller retries once persist has caught up.
+            let next = engine.last_seq() + 1;
+            if wf.id > next {
+                bail!(
+                    "the journal has a gap: workflows from sequence {next} up to {} are not persisted yet",
+                    wf.id - 1
+                );
+            }
             let events = match engine.apply(wf.command.clone(), wf.ts) {
                 Ok(ev) => ev,
                 Err(reject) => bail!(

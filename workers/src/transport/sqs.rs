@@ -29,8 +29,10 @@ use aws_sdk_sqs::types::{
 };
 use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
+use std::time::Instant;
 use tokio_util::task::TaskTracker;
 
 /// SQS accepts up to 256 KiB per message; stay well below.
@@ -240,6 +242,39 @@ pub struct SqsBackend {
     buffer: VecDeque<Task<serde_json::Value>>,
     fetch: Option<BoxFuture<'static, Vec<Message>>>,
     release: Option<BoxFuture<'static, ()>>,
+    held: Held,
+}
+
+/// Message groups whose message failed in the batch being worked through:
+/// the failed message stays in flight for its backoff, and FIFO order means
+/// nothing after it in its group may run first. SQS holds the group back on
+/// the server from the next receive on; the messages of that group already
+/// received in the same batch are put back here, invisible for as long.
+/// Cleared with every new batch.
+#[derive(Clone, Debug, Default)]
+struct Held(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Held {
+    fn hold(&self, group: &str, for_s: i32) {
+        let until = Instant::now() + Duration::from_secs(for_s.max(1) as u64);
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = held.entry(group.to_string()).or_insert(until);
+        *at = (*at).max(until);
+    }
+
+    /// Seconds left on `group`'s hold, if held.
+    fn left(&self, group: &str) -> Option<i32> {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let until = held.get(group)?;
+        let left = until
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+        (left > 0.0).then(|| left.ceil() as i32)
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 impl std::fmt::Debug for SqsBackend {
@@ -266,7 +301,13 @@ impl SqsBackend {
             buffer: VecDeque::new(),
             fetch: None,
             release: None,
+            held: Held::default(),
         }
+    }
+
+    fn with_held(mut self, held: Held) -> SqsBackend {
+        self.held = held;
+        self
     }
 
     /// One long-poll ReceiveMessage (up to 10 messages); a failure is
@@ -328,6 +369,9 @@ impl SqsBackend {
             };
             let msgs = std::task::ready!(fetch.as_mut().poll(cx));
             self.fetch = None;
+            // A new batch: what the server hands out now respects its own
+            // group holds.
+            self.held.clear();
             self.buffer
                 .extend(msgs.into_iter().filter_map(SqsBackend::task));
         }
@@ -352,8 +396,33 @@ impl Backend for SqsBackend {
         cx: &mut std::task::Context<'_>,
         _: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, SqsBackendError>>> {
-        std::task::ready!(self.poll_fill(cx));
-        Poll::Ready(self.buffer.pop_front().map(Ok))
+        loop {
+            std::task::ready!(self.poll_fill(cx));
+            let Some(task) = self.buffer.pop_front() else {
+                return Poll::Ready(None);
+            };
+            let held = task
+                .data()
+                .get::<Delivery>()
+                .and_then(|d| Some((d.group.clone(), d.handle.clone(), self.held.left(&d.group)?)));
+            let Some((group, handle, secs)) = held else {
+                return Poll::Ready(Some(Ok(task)));
+            };
+            tracing::debug!(%group, secs, "put back behind a failed message of its group");
+            let (client, url) = (
+                self.queue.client.clone(),
+                self.queue.urls(self.step).0.clone(),
+            );
+            tokio::spawn(async move {
+                let _ = client
+                    .change_message_visibility()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(secs)
+                    .send()
+                    .await;
+            });
+        }
     }
 
     fn poll_close(
@@ -471,6 +540,7 @@ struct Ctx {
     step: Step,
     acker: Acker,
     in_flight: TaskTracker,
+    held: Held,
 }
 
 async fn handle(
@@ -480,10 +550,17 @@ async fn handle(
 ) -> Result<(), BoxDynError> {
     // apalis runs handlers as tasks of their own and reports a worker stopped
     // without waiting for them: the tracker is what shutdown waits on.
-    ctx.in_flight
+    let (held, group) = (ctx.held.clone(), delivery.group.clone());
+    let result = ctx
+        .in_flight
         .clone()
         .track_future(handle_message(job, delivery, ctx))
-        .await
+        .await;
+    if result.is_err() {
+        // Not acknowledged: it comes back after its visibility timeout.
+        held.hold(&group, VISIBILITY_S);
+    }
+    result
 }
 
 async fn handle_message(
@@ -540,6 +617,7 @@ async fn handle_message(
             // FIFO queues have no per-message delay: the message stays in
             // flight for the backoff, and its group waits behind it.
             let secs = after_ms.div_ceil(1000).min(43_200) as i32;
+            ctx.held.hold(&delivery.group, secs);
             q.client
                 .change_message_visibility()
                 .queue_url(&url)
@@ -589,11 +667,12 @@ pub async fn run_workers(
             step,
             acker,
             in_flight: in_flight.clone(),
+            held: Held::default(),
         };
         let boot = boot.clone();
         monitor = monitor.register(move |restarts| {
             WorkerBuilder::new(format!("{step}-sqs-{boot}-{restarts}"))
-                .backend(SqsBackend::new(ctx.queue.clone(), step))
+                .backend(SqsBackend::new(ctx.queue.clone(), step).with_held(ctx.held.clone()))
                 .data(ctx.clone())
                 .concurrency(1)
                 .build(handle)

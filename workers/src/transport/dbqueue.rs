@@ -362,18 +362,5 @@ pub async fn run_workers(
             Db::Pg(pool) => register!(apalis_postgres, PostgresStorage, pool),
         };
     }
-    let ran = monitor
-        .should_restart(|w, e| {
-            tracing::error!(worker = %w.name(), error = %e, "worker stopped; restarting");
-            true
-        })
-        .shutdown_timeout(grace)
-        .run_with_signal(async move {
-            shutdown.await;
-            Ok(())
-        })
-        .await
-        .context("the worker monitor failed");
-    super::finish_in_flight(&in_flight, grace).await;
-    ran
+    super::run_monitor(monitor, shutdown, grace, &in_flight).await
 }

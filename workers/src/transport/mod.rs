@@ -104,6 +104,32 @@ pub async fn run_workers(
     }
 }
 
+/// Runs the step workers of `monitor` until `shutdown` resolves (a worker
+/// that stops on an error is restarted), then lets the steps in flight
+/// finish (see [`finish_in_flight`]).
+async fn run_monitor(
+    monitor: apalis::prelude::Monitor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+    in_flight: &tokio_util::task::TaskTracker,
+) -> Result<()> {
+    use anyhow::Context;
+    let ran = monitor
+        .should_restart(|w, e| {
+            tracing::error!(worker = %w.name(), error = %e, "worker stopped; restarting");
+            true
+        })
+        .shutdown_timeout(grace)
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .context("the worker monitor failed");
+    finish_in_flight(in_flight, grace).await;
+    ran
+}
+
 /// After the workers stopped pulling: waits up to `within` for the steps
 /// still running (apalis does not wait for its handler tasks). A step still
 /// running then is cut off with the process; its job or message was never

@@ -678,19 +678,13 @@ pub async fn run_workers(
                 .build(handle)
         });
     }
-    let ran = monitor
-        .should_restart(|w, e| {
-            tracing::error!(worker = %w.name(), error = %e, "worker stopped; restarting");
-            true
-        })
-        .shutdown_timeout(grace)
-        .run_with_signal(async move {
-            shutdown.cancelled().await;
-            Ok(())
-        })
-        .await
-        .context("the worker monitor failed");
-    super::finish_in_flight(&in_flight, grace).await;
+    let ran = super::run_monitor(
+        monitor,
+        async move { shutdown.cancelled().await },
+        grace,
+        &in_flight,
+    )
+    .await;
     // The monitor dropped the workers and with them every Acker handle; each
     // acker task now sends its last batch and ends.
     for task in ackers {

@@ -208,6 +208,22 @@ async fn killed_in(kind: TransportKind, step: &str) {
     let dir = app.sigkill();
     let app = start_up_with(dir, &env_with(&settings, None)).await;
     assert_effects_once(&settings, &app).await;
+    // The trace shows the attempt the kill cut off (publish and archive mark
+    // a workflow running before their outside effect; persist and settle
+    // leave nothing, their transaction never committed).
+    let db = Db::connect(&settings.database_url, 1).await.unwrap();
+    let interrupted = count(
+        &db,
+        &format!(
+            "select count(*) from workflow_attempts where step = '{step}' and outcome = 'interrupted'"
+        ),
+    )
+    .await;
+    // One per workflow of the held job.
+    match step {
+        "publish" | "archive" => assert!(interrupted > 0, "no interrupted {step} attempt"),
+        _ => assert_eq!(interrupted, 0, "interrupted {step} attempts"),
+    }
 }
 
 async fn terminated_in(kind: TransportKind, step: &str) {

@@ -290,7 +290,17 @@ impl Runtime {
         });
         let ids: Vec<u64> = todo.iter().map(|l| l.input.id).collect();
         let prior = records::attempts_so_far(tx, &ids, job.step).await?;
-        let attempt_of = |id: u64| prior.get(&id).copied().unwrap_or(0) + 1;
+        // `running` here: an earlier attempt started (at `updated_at`) and
+        // recorded no outcome — its worker stopped mid-step. It gets a row of
+        // its own (`interrupted`), so the trace shows every attempt.
+        let interrupted: std::collections::HashMap<u64, i64> = todo
+            .iter()
+            .filter(|l| l.state == WorkflowState::Running)
+            .map(|l| (l.input.id, l.updated_at))
+            .collect();
+        let attempt_of = |id: u64| {
+            prior.get(&id).copied().unwrap_or(0) + 1 + u32::from(interrupted.contains_key(&id))
+        };
         let inputs: Vec<&WorkflowInput> = todo.iter().map(|l| &l.input).collect();
         let outside = matches!(job.step, Step::Publish | Step::Archive) && !todo.is_empty();
         let mut objects = vec![];
@@ -364,6 +374,19 @@ impl Runtime {
         for l in &todo {
             let wf = &l.input;
             let attempt = attempt_of(wf.id);
+            if let Some(at) = interrupted.get(&wf.id) {
+                attempts.push(attempt_row(
+                    wf.id,
+                    job.step,
+                    attempt - 1,
+                    "unknown",
+                    (*at, started),
+                    "interrupted",
+                    Some(
+                        "no outcome recorded: the worker stopped in the middle of the step".into(),
+                    ),
+                ));
+            }
             attempts.push(attempt_row(
                 wf.id,
                 job.step,

@@ -78,6 +78,16 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}/{name}")).expect("a fixture")
 }
 
+/// Auth by `jwks` alone: HS256 disabled.
+fn jwks_only(jwks: Jwks) -> AuthConfig {
+    AuthConfig {
+        issuer: api::auth::DEFAULT_ISSUER.into(),
+        audience: api::auth::DEFAULT_AUDIENCE.into(),
+        hs256_secret: None,
+        jwks: Some(std::sync::Arc::new(jwks)),
+    }
+}
+
 /// A token for `claims`, signed with `alg` by `key`, announcing `kid`.
 fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Claims) -> String {
     let mut header = Header::new(alg);
@@ -91,13 +101,7 @@ async fn an_rs256_token_from_a_jwks_is_accepted_and_a_token_signed_by_another_ke
     let jwks = Jwks::load(&format!("{FIXTURES}/jwks.json"))
         .await
         .expect("a JWKS");
-    let app = spawn_app_with_auth(AuthConfig {
-        issuer: api::auth::DEFAULT_ISSUER.into(),
-        audience: api::auth::DEFAULT_AUDIENCE.into(),
-        hs256_secret: None,
-        jwks: Some(std::sync::Arc::new(jwks)),
-    })
-    .await;
+    let app = spawn_app_with_auth(jwks_only(jwks)).await;
     let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("the RSA key");
     let other_rsa = EncodingKey::from_rsa_pem(&fixture("rsa_b.pem")).expect("another RSA key");
     let ec = EncodingKey::from_ec_pem(&fixture("ec_a.pem")).expect("the EC key");
@@ -179,13 +183,7 @@ async fn a_key_published_after_start_is_fetched_when_a_token_names_it() {
     std::fs::write(&path, serde_json::to_vec(&set).unwrap()).unwrap();
     let mut jwks = Jwks::load(path.to_str().unwrap()).await.expect("a JWKS");
     jwks.min_refresh = std::time::Duration::ZERO;
-    let app = spawn_app_with_auth(AuthConfig {
-        issuer: api::auth::DEFAULT_ISSUER.into(),
-        audience: api::auth::DEFAULT_AUDIENCE.into(),
-        hs256_secret: None,
-        jwks: Some(std::sync::Arc::new(jwks)),
-    })
-    .await;
+    let app = spawn_app_with_auth(jwks_only(jwks)).await;
     let rsa = EncodingKey::from_rsa_pem(&fixture("rsa_a.pem")).expect("the RSA key");
     let token = sign(
         Algorithm::RS256,

@@ -152,16 +152,7 @@ async fn every_accepted_order_survives_a_sigkill_exactly_once() {
     }
     assert!(ledger.values().all(|s| s.is_zero()), "{ledger:?}");
     for (account, token) in [(1001, &tokens[0]), (1002, &tokens[1])] {
-        let live: Value = client
-            .get(format!("{}/v1/balances", app.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for (asset, b) in live["balances"].as_object().expect("balances") {
+        for (asset, b) in app.balances(token).await {
             let total = rust_decimal_sum::parse(b["available"].as_str().unwrap())
                 + rust_decimal_sum::parse(b["held"].as_str().unwrap());
             let settled: String =

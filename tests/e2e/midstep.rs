@@ -62,6 +62,22 @@ async fn count(db: &Db, sql: &str) -> i64 {
     db.rows(sql, &[]).await.unwrap()[0].i64(0).unwrap()
 }
 
+/// Recorded attempts of `step` with `outcome`.
+async fn attempts(settings: &Settings, step: &str, outcome: &str) -> i64 {
+    let db = Db::connect(&settings.database_url, 1).await.unwrap();
+    let rows = db
+        .rows(
+            "select count(*) from workflow_attempts where step = $1 and outcome = $2",
+            &[
+                workers::db::Arg::Text(step.into()),
+                workers::db::Arg::Text(outcome.into()),
+            ],
+        )
+        .await
+        .unwrap();
+    rows[0].i64(0).unwrap()
+}
+
 /// Waits until every workflow is completed.
 async fn wait_completed(db: &Db, app: &Running) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -108,18 +124,8 @@ async fn assert_effects_once(settings: &Settings, app: &Running) {
     }
     assert!(!per_asset.is_empty());
     assert!(per_asset.values().all(|s| s.is_zero()), "{per_asset:?}");
-    let client = reqwest::Client::new();
     for account in [1001u64, 1002] {
-        let live: Value = client
-            .get(format!("{}/v1/balances", app.base))
-            .bearer_auth(app.token(account))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for (asset, b) in live["balances"].as_object().expect("balances") {
+        for (asset, b) in app.balances(&app.token(account)).await {
             let dec = |v: &Value| rust_decimal::Decimal::from_str(v.as_str().unwrap()).unwrap();
             let rows = db
                 .rows(
@@ -211,14 +217,7 @@ async fn killed_in(kind: TransportKind, step: &str) {
     // The trace shows the attempt the kill cut off (publish and archive mark
     // a workflow running before their outside effect; persist and settle
     // leave nothing, their transaction never committed).
-    let db = Db::connect(&settings.database_url, 1).await.unwrap();
-    let interrupted = count(
-        &db,
-        &format!(
-            "select count(*) from workflow_attempts where step = '{step}' and outcome = 'interrupted'"
-        ),
-    )
-    .await;
+    let interrupted = attempts(&settings, step, "interrupted").await;
     // One per workflow of the held job.
     match step {
         "publish" | "archive" => assert!(interrupted > 0, "no interrupted {step} attempt"),
@@ -243,14 +242,7 @@ async fn terminated_in(kind: TransportKind, step: &str) {
         app.log()
     );
     // The held step was finished and recorded before the process exited.
-    let db = Db::connect(&settings.database_url, 1).await.unwrap();
-    let done = count(
-        &db,
-        &format!(
-            "select count(*) from workflow_attempts where step = '{step}' and outcome = 'done'"
-        ),
-    )
-    .await;
+    let done = attempts(&settings, step, "done").await;
     assert!(
         done > 0,
         "no finished {step} attempt before exit: {}",

@@ -127,6 +127,20 @@ impl Running {
         std::mem::replace(&mut self.dir, dir)
     }
 
+    /// `GET /v1/balances` with `token`: the `balances` object.
+    pub async fn balances(&self, token: &str) -> serde_json::Map<String, serde_json::Value> {
+        let live: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/balances", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        live["balances"].as_object().expect("balances").clone()
+    }
+
     /// The data dir of a process that has exited (for a restart).
     pub fn into_dir(mut self) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

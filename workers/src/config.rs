@@ -26,6 +26,17 @@ pub enum TransportKind {
     Sqs,
 }
 
+impl TransportKind {
+    /// The name `CLEARWAY_TRANSPORT` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Sqlite => "sqlite",
+            TransportKind::Postgres => "postgres",
+            TransportKind::Sqs => "sqs",
+        }
+    }
+}
+
 impl FromStr for TransportKind {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -111,13 +122,8 @@ impl Settings {
     /// [`Settings::from_env`] read these settings back: how a parent hands
     /// its deployment to a `clearway` child process.
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        let transport = match self.transport {
-            TransportKind::Sqlite => "sqlite",
-            TransportKind::Postgres => "postgres",
-            TransportKind::Sqs => "sqs",
-        };
         let mut env = vec![
-            ("CLEARWAY_TRANSPORT", transport.to_string()),
+            ("CLEARWAY_TRANSPORT", self.transport.as_str().to_string()),
             ("CLEARWAY_DATA_DIR", self.data_dir.display().to_string()),
             ("CLEARWAY_DATABASE_URL", self.database_url.clone()),
             (

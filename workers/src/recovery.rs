@@ -30,7 +30,7 @@ pub async fn drain(services: &Services, within: Duration) -> Result<()> {
     q.send_barriers(&token, &groups).await?;
     let deadline = Instant::now() + within;
     loop {
-        let (_, dead) = q.backlog(Step::Persist).await?;
+        let dead = q.dead_letters(Step::Persist).await?;
         if dead > 0 {
             bail!(
                 "the persist dead-letter queue holds {dead} message(s): accepted orders may be unpersisted. \

@@ -336,13 +336,8 @@ impl Runtime {
         if outside {
             match job.step {
                 Step::Publish => {
-                    // `running` here means an earlier attempt started and never
-                    // recorded an outcome: it crashed, perhaps after sending.
-                    let crashed_since = todo
-                        .iter()
-                        .filter(|l| l.state == WorkflowState::Running)
-                        .map(|l| l.updated_at)
-                        .min();
+                    // An interrupted attempt may have sent before it stopped.
+                    let crashed_since = interrupted.values().copied().min();
                     steps::publish::run(&env.sink, &inputs, crashed_since).await?
                 }
                 _ => stored = steps::archive::store(&env.archive, objects).await?,

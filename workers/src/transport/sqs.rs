@@ -694,34 +694,26 @@ pub async fn run_workers(
 }
 
 impl SqsQueue {
-    /// Messages on `step`'s queue (visible + in flight) and on its DLQ,
-    /// from the approximate counters SQS keeps.
-    pub async fn backlog(&self, step: Step) -> Result<(i64, i64)> {
+    /// Messages on `step`'s dead-letter queue (visible + in flight), from
+    /// the approximate counters SQS keeps.
+    pub async fn dead_letters(&self, step: Step) -> Result<i64> {
         use aws_sdk_sqs::types::QueueAttributeName as A;
-        let count = |url: String| {
-            let client = self.client.clone();
-            async move {
-                let out = client
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(A::ApproximateNumberOfMessages)
-                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                    .send()
-                    .await
-                    .context("GetQueueAttributes failed")?;
-                let attrs = out.attributes().cloned().unwrap_or_default();
-                let n = |a: A| {
-                    attrs
-                        .get(&a)
-                        .and_then(|v| v.parse::<i64>().ok())
-                        .unwrap_or(0)
-                };
-                Ok::<_, anyhow::Error>(
-                    n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible),
-                )
-            }
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.urls(step).1)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .context("GetQueueAttributes failed")?;
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        let n = |a: A| {
+            attrs
+                .get(&a)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
         };
-        let (main, dlq) = self.urls(step).clone();
-        Ok((count(main).await?, count(dlq).await?))
+        Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
     }
 }

@@ -16,7 +16,6 @@ use rust_decimal::Decimal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use workers::config::{Settings, connect};
 
@@ -31,6 +30,9 @@ pub struct DemoArgs {
     pub accounts: u64,
     /// HTTP keep-alive connections.
     pub connections: usize,
+    /// Start the workers only once the load ends: the intake alone, as
+    /// `clearway serve` sees it when the workers run on other machines.
+    pub intake_only: bool,
 }
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.
@@ -49,6 +51,52 @@ struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+}
+
+/// One order for a connection of the load generator: when it is due, whose
+/// token, what body.
+struct Due {
+    due: Instant,
+    bearer: reqwest::header::HeaderValue,
+    body: Vec<u8>,
+}
+
+/// One keep-alive connection: sends what it is given in order, and returns
+/// the latency of each (µs from when it was due to its answer).
+async fn send_lane(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Due>,
+    url: String,
+    counters: Arc<Counters>,
+) -> Result<Histogram<u64>> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    while let Some(Due { due, bearer, body }) = rx.recv().await {
+        let res = client
+            .post(&url)
+            .header(reqwest::header::AUTHORIZATION, bearer)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        // Read the body, so the connection is free for the next order.
+        let status = match res {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                r.bytes().await.map(|_| status).ok()
+            }
+            Err(_) => None,
+        };
+        hist.record((due.elapsed().as_micros() as u64).max(1))?;
+        let counter = match status {
+            Some(202) => &counters.accepted,
+            Some(s) if (400..500).contains(&s) => &counters.rejected,
+            _ => &counters.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(hist)
 }
 
 /// Runs the demo; returns once the report is printed.
@@ -70,11 +118,13 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         .context("Failed to bind")?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(serve(listener, built.router, stop.clone()));
-    let worker_services = services.clone();
-    let worker_stop = stop.clone();
-    let workers = tokio::spawn(async move {
-        workers::transport::run_workers(&worker_services, worker_stop, api::app::GRACE).await
-    });
+    let start_workers = || {
+        let (services, stop) = (services.clone(), stop.clone());
+        tokio::spawn(async move {
+            workers::transport::run_workers(&services, stop, api::app::GRACE).await
+        })
+    };
+    let mut workers = (!args.intake_only).then(start_workers);
     wait_ready(&built.host, Duration::from_secs(300)).await?;
     let first_account = 100_000 + (chrono_like_now() % 1_000_000) * 1_000;
     eprintln!(
@@ -108,24 +158,35 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let workflows_before = count(&services.db, "select count(*) from workflows").await?;
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()?;
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
+    // Open loop over a fixed set of keep-alive connections, as wrk2 does:
+    // order i is due at start + i × interval and goes to connection
+    // i mod N, which sends its orders one after another. A slow answer
+    // delays the orders queued behind it, and that delay counts: latency is
+    // measured from when each order was due.
     let counters = Arc::new(Counters::default());
+    let url = format!("{base}/v1/orders");
+    let mut lanes = Vec::with_capacity(args.connections.max(1));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..args.connections.max(1) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Due>();
+        lanes.push(tx);
+        senders.spawn(send_lane(rx, url.clone(), counters.clone()));
+    }
+    let bearers: Vec<reqwest::header::HeaderValue> = tokens
+        .iter()
+        .map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")))
+        .collect::<Result<_, _>>()?;
     let total = args.rate * args.seconds;
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
     let start = Instant::now();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut inflight = tokio::task::JoinSet::new();
     let mut last_report = Instant::now();
     for i in 0..total {
-        let intended = start + interval * i as u32;
-        tokio::time::sleep_until(intended.into()).await;
+        let due = start + interval * i as u32;
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
         let r = rng.next();
-        let token = tokens[(r % args.accounts) as usize].clone();
         let buy = (r >> 8).is_multiple_of(2);
         let aggressive = (r >> 9).is_multiple_of(2);
         // Passive orders rest a few ticks away from 50,000; aggressive ones cross as IOC.
@@ -135,48 +196,35 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             (true, false) | (false, true) => mid - offset,
             (true, true) | (false, false) => mid + offset,
         };
-        let body = serde_json::json!({
+        let body = serde_json::to_vec(&serde_json::json!({
             "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
             "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
-        });
-        let (client, url, h, c) = (
-            client.clone(),
-            format!("{base}/v1/orders"),
-            hist.clone(),
-            counters.clone(),
-        );
-        inflight.spawn(async move {
-            let (hist, counters) = (h, c);
-            let res = client.post(url).bearer_auth(token).json(&body).send().await;
-            let micros = intended.elapsed().as_micros() as u64;
-            match res.map(|r| r.status().as_u16()) {
-                Ok(202) => counters.accepted.fetch_add(1, Ordering::Relaxed),
-                Ok(s) if (400..500).contains(&s) => {
-                    counters.rejected.fetch_add(1, Ordering::Relaxed)
-                }
-                _ => counters.failed.fetch_add(1, Ordering::Relaxed),
-            };
-            hist.lock().await.record(micros.max(1)).ok();
-        });
-        while inflight.try_join_next().is_some() {}
+        }))?;
+        let bearer = bearers[(r % args.accounts) as usize].clone();
+        let lane = &lanes[i as usize % lanes.len()];
+        lane.send(Due { due, bearer, body })
+            .map_err(|_| anyhow::anyhow!("a connection of the load generator stopped"))?;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
-            let h = hist.lock().await;
             eprintln!(
-                "  {:>3}% sent {:>8}  accepted {:>8}  p99 so far {:>7} µs",
+                "  {:>3}% sent {:>8}  accepted {:>8}",
                 (i + 1) * 100 / total,
                 i + 1,
                 counters.accepted.load(Ordering::Relaxed),
-                h.value_at_quantile(0.99)
             );
         }
     }
-    while inflight.join_next().await.is_some() {}
+    drop(lanes);
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    while let Some(lane) = senders.join_next().await {
+        h.add(lane.context("a connection of the load generator panicked")??)?;
+    }
     let sent_for = start.elapsed();
-    let h = hist.lock().await.clone();
     let accepted = counters.accepted.load(Ordering::Relaxed);
     let expected = workflows_before + accepted as i64;
+    let commits = commit_figures(&base).await?;
     let drain_start = Instant::now();
+    let workers = workers.get_or_insert_with(start_workers);
     let mut completed = 0;
     while drain_start.elapsed() < Duration::from_secs(120) {
         completed = count(
@@ -192,8 +240,17 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let drained = drain_start.elapsed();
     println!("transport:       {:?}", settings.transport);
     println!(
-        "offered:         {} orders/s for {} s ({} orders, {} accounts, {} connections)",
-        args.rate, args.seconds, total, args.accounts, args.connections
+        "offered:         {} orders/s for {} s ({} orders, {} accounts, {} connections{})",
+        args.rate,
+        args.seconds,
+        total,
+        args.accounts,
+        args.connections,
+        if args.intake_only {
+            "; workers started after the load"
+        } else {
+            ""
+        }
     );
     println!(
         "accepted:        {accepted} ({} orders/s over {:.1} s); rejected {}; failed {}",
@@ -209,6 +266,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         h.value_at_quantile(0.999),
         h.max()
     );
+    println!("{commits}");
     println!(
         "workflows:       {completed} of {expected} completed, {:.1} s after the last order",
         drained.as_secs_f32()
@@ -217,6 +275,25 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     server.await.context("server panicked")??;
     workers.await.context("workers panicked")??;
     Ok(())
+}
+
+/// Group commits so far, from the intake's own `/metrics`: how many, how
+/// many workflows each on average, and how long each took.
+async fn commit_figures(base: &str) -> Result<String> {
+    let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let commits = value("clearway_engine_commits_total ");
+    let workflows = value("clearway_engine_committed_workflows_total ");
+    let micros = value("clearway_engine_commit_microseconds_total ");
+    Ok(format!(
+        "group commits:   {commits}, {} workflows and {} µs each on average",
+        workflows / commits.max(1),
+        micros / commits.max(1)
+    ))
 }
 
 async fn count(db: &workers::db::Db, sql: &str) -> Result<i64> {

@@ -5,7 +5,8 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::BTreeMap;
+use axum::http::Method;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -14,14 +15,17 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 /// Every counter the intake exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (method, route template, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Route template → (method, status) → count. Keyed by route first so
+    /// that counting a request allocates nothing once its route is known.
+    requests: Mutex<HashMap<String, HashMap<(Method, u16), u64>>>,
     /// Group commits that succeeded.
     pub commits: AtomicU64,
     /// Group commits that failed (the engine then failed closed).
     pub commit_failures: AtomicU64,
     /// Workflows made durable by those commits.
     pub committed_workflows: AtomicU64,
+    /// Time spent in successful group commits, in microseconds.
+    pub commit_micros: AtomicU64,
     /// Commands the engine rejected.
     pub rejects: AtomicU64,
     /// Successful engine rebuilds from the journal.
@@ -34,22 +38,29 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one answered request.
-    pub fn request(&self, method: &str, route: &str, status: u16) {
+    pub fn request(&self, method: &Method, route: &str, status: u16) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((method.to_string(), route.to_string(), status))
-            .or_default() += 1;
+        if !m.contains_key(route) {
+            m.insert(route.to_string(), HashMap::new());
+        }
+        if let Some(by) = m.get_mut(route) {
+            *by.entry((method.clone(), status)).or_default() += 1;
+        }
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE clearway_http_requests_total counter");
-        for ((method, route, status), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        let mut rows: Vec<(String, &str, u16, u64)> = Vec::new();
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        for (route, by) in requests.iter() {
+            for ((method, status), n) in by {
+                rows.push((method.to_string(), route, *status, *n));
+            }
+        }
+        rows.sort();
+        for (method, route, status, n) in rows {
             let _ = writeln!(
                 out,
                 "clearway_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
@@ -64,6 +75,10 @@ impl Metrics {
             (
                 "clearway_engine_committed_workflows_total",
                 &self.committed_workflows,
+            ),
+            (
+                "clearway_engine_commit_microseconds_total",
+                &self.commit_micros,
             ),
             ("clearway_engine_rejects_total", &self.rejects),
             ("clearway_engine_rebuilds_total", &self.rebuilds),
@@ -90,12 +105,10 @@ impl Metrics {
 
 /// Middleware: counts every request by its route template.
 pub async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let res = next.run(req).await;
-    metrics.request(&method, &route, res.status().as_u16());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics.request(&method, route, res.status().as_u16());
     res
 }

@@ -131,8 +131,13 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
         if url.starts_with("postgres") {
             let opts = PgConnectOptions::from_str(url).context("Failed to parse DATABASE_URL")?;
+            // No ping before each acquire (sqlx's default): it is a round trip
+            // per transaction. A connection broken since its last use fails
+            // its statement instead; every caller retries (the intake's group
+            // commit, then fail-closed recovery; steps by their retry policy).
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await

@@ -194,9 +194,13 @@ impl Host {
         let Services { db, transport, .. } = &self.services;
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=COMMIT_ATTEMPTS {
+            let started = std::time::Instant::now();
             match transport.commit_accepted(db, wfs).await {
                 Ok(()) => {
                     self.metrics.commits.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .commit_micros
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     self.metrics
                         .committed_workflows
                         .fetch_add(wfs.len() as u64, Ordering::Relaxed);

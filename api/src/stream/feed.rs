@@ -36,6 +36,11 @@ pub async fn run(
 }
 
 fn forward(c: &Committed, hub: &Hub, redis: Option<&RedisLink>) {
+    // Building the messages is most of the feed's cost: skip it when nobody
+    // would get them (no session here, no Redis to fan out to).
+    if redis.is_none() && !hub.has_sessions() {
+        return;
+    }
     for m in messages(c) {
         if let Some(r) = redis {
             r.publish(&m);

@@ -151,6 +151,11 @@ impl Hub {
         let _ = self.tx.send(Arc::new(message.into_outbound()));
     }
 
+    /// Whether any session of this instance listens.
+    pub fn has_sessions(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     /// Every message from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outbound>> {
         self.tx.subscribe()

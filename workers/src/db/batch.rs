@@ -106,11 +106,7 @@ fn statements(pg: bool, sql: &str, rows: &[Vec<Arg>]) -> Result<Vec<(String, Vec
         "rows of different widths for: {sql}"
     );
     if pg {
-        let mut out = vec![];
-        for chunk in by_size(rows) {
-            out.push(pg_statement(sql, chunk, width)?);
-        }
-        return Ok(out);
+        return Ok(vec![pg_statement(sql, rows, width)?]);
     }
     Ok(rows
         .chunks((MAX_PARAMS / width).max(1))
@@ -124,38 +120,9 @@ fn statements(pg: bool, sql: &str, rows: &[Vec<Arg>]) -> Result<Vec<(String, Vec
         .collect())
 }
 
-/// Bytes a PostgreSQL message may carry before it is cut: sqlx does not set
-/// `TCP_NODELAY`, and a message larger than one loopback segment (64 KiB)
-/// waited ≈ 40 ms for a delayed ACK (measured: every 500-row statement took
-/// 45–50 ms; the same statement takes 3 ms in psql).
-const MAX_MESSAGE_BYTES: usize = 8 * 1024;
-
-/// `rows` cut into runs of at most [`MAX_MESSAGE_BYTES`] (estimated).
-fn by_size(rows: &[Vec<Arg>]) -> Vec<&[Vec<Arg>]> {
-    let size = |r: &Vec<Arg>| -> usize {
-        r.iter()
-            .map(|a| match a {
-                Arg::Text(t) => t.len() + 4,
-                Arg::Bytes(b) => b.len() + 4,
-                Arg::Dec(_) => 24,
-                _ => 12,
-            })
-            .sum()
-    };
-    let (mut out, mut start, mut bytes) = (vec![], 0, 0);
-    for (i, r) in rows.iter().enumerate() {
-        let n = size(r);
-        if bytes + n > MAX_MESSAGE_BYTES && i > start {
-            out.push(&rows[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += n;
-    }
-    out.push(&rows[start..]);
-    out
-}
-
-/// The statement for one run of rows: one array per column.
+/// The one statement for all of `rows`: one array per column. (One message
+/// however large: sqlx-core is patched to set `TCP_NODELAY`, see
+/// `infra/vendor/README.md`; before, statements were cut at 8 KiB.)
 fn pg_statement(sql: &str, rows: &[Vec<Arg>], width: usize) -> Result<(String, Vec<Arg>)> {
     let cols = columns(rows, width)?;
     let arrays: Vec<String> = cols

@@ -11,11 +11,6 @@ fn ids_arg(ids: &[u64]) -> Vec<Vec<Arg>> {
     ids.iter().map(|i| vec![Arg::I64(*i as i64)]).collect()
 }
 
-/// Inserts a workflow row in state `pending` at its first step, unless present.
-pub async fn insert_workflow(tx: &mut Tx, wf: &WorkflowInput, now: i64) -> Result<()> {
-    insert_workflows(tx, std::slice::from_ref(wf), now).await
-}
-
 /// Inserts workflow rows in state `pending` at their first step, unless present.
 pub async fn insert_workflows(tx: &mut Tx, wfs: &[WorkflowInput], now: i64) -> Result<()> {
     let mut rows = Vec::with_capacity(wfs.len());

@@ -34,10 +34,7 @@ impl Transport {
         match self {
             Transport::Db(q) => {
                 let mut tx = db.begin().await?;
-                let now = now_us();
-                for wf in wfs {
-                    records::insert_workflow(&mut tx, wf, now).await?;
-                }
+                records::insert_workflows(&mut tx, wfs, now_us()).await?;
                 let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
                 q.push(&mut tx, &job, 0).await?;
                 tx.commit().await

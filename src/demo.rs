@@ -57,36 +57,43 @@ struct Counters {
 /// token, what body.
 struct Due {
     due: Instant,
-    bearer: reqwest::header::HeaderValue,
-    body: Vec<u8>,
+    bearer: hyper::header::HeaderValue,
+    body: bytes::Bytes,
 }
 
-/// One keep-alive connection: sends what it is given in order, and returns
-/// the latency of each (µs from when it was due to its answer).
+/// One keep-alive HTTP/1.1 connection (hyper's own client, no pool: the
+/// generator should cost as little as it can, it shares the machine): sends
+/// what it is given in order, and returns the latency of each (µs from when
+/// it was due to its answer). A broken connection is opened again.
 async fn send_lane(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Due>,
-    url: String,
+    addr: std::net::SocketAddr,
     counters: Arc<Counters>,
 ) -> Result<Histogram<u64>> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()?;
+    use http_body_util::{BodyExt, Full};
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut sender: Option<hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>> = None;
     while let Some(Due { due, bearer, body }) = rx.recv().await {
-        let res = client
-            .post(&url)
-            .header(reqwest::header::AUTHORIZATION, bearer)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
-        // Read the body, so the connection is free for the next order.
-        let status = match res {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                r.bytes().await.map(|_| status).ok()
+        if sender.as_ref().is_none_or(|s| s.is_closed()) {
+            sender = open_connection(addr).await.ok();
+        }
+        let status = match sender.as_mut() {
+            Some(s) => {
+                let req = hyper::Request::post("/v1/orders")
+                    .header(hyper::header::HOST, addr.to_string())
+                    .header(hyper::header::AUTHORIZATION, bearer)
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body))?;
+                match s.send_request(req).await {
+                    // Read the body, so the connection is free for the next order.
+                    Ok(res) => {
+                        let status = res.status().as_u16();
+                        res.into_body().collect().await.map(|_| status).ok()
+                    }
+                    Err(_) => None,
+                }
             }
-            Err(_) => None,
+            None => None,
         };
         hist.record((due.elapsed().as_micros() as u64).max(1))?;
         let counter = match status {
@@ -97,6 +104,18 @@ async fn send_lane(
         counter.fetch_add(1, Ordering::Relaxed);
     }
     Ok(hist)
+}
+
+/// A new HTTP/1.1 connection to `addr`, its driver spawned.
+async fn open_connection(
+    addr: std::net::SocketAddr,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
 
 /// Runs the demo; returns once the report is printed.
@@ -116,7 +135,8 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("Failed to bind")?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let listener_addr = listener.local_addr()?;
+    let base = format!("http://{listener_addr}");
     let server = tokio::spawn(serve(listener, built.router, stop.clone()));
     let start_workers = || {
         let (services, stop) = (services.clone(), stop.clone());
@@ -164,17 +184,17 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // delays the orders queued behind it, and that delay counts: latency is
     // measured from when each order was due.
     let counters = Arc::new(Counters::default());
-    let url = format!("{base}/v1/orders");
+    let addr = listener_addr;
     let mut lanes = Vec::with_capacity(args.connections.max(1));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..args.connections.max(1) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Due>();
         lanes.push(tx);
-        senders.spawn(send_lane(rx, url.clone(), counters.clone()));
+        senders.spawn(send_lane(rx, addr, counters.clone()));
     }
-    let bearers: Vec<reqwest::header::HeaderValue> = tokens
+    let bearers: Vec<hyper::header::HeaderValue> = tokens
         .iter()
-        .map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")))
+        .map(|t| hyper::header::HeaderValue::from_str(&format!("Bearer {t}")))
         .collect::<Result<_, _>>()?;
     let total = args.rate * args.seconds;
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
@@ -196,10 +216,10 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             (true, false) | (false, true) => mid - offset,
             (true, true) | (false, false) => mid + offset,
         };
-        let body = serde_json::to_vec(&serde_json::json!({
+        let body = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({
             "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
             "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
-        }))?;
+        }))?);
         let bearer = bearers[(r % args.accounts) as usize].clone();
         let lane = &lanes[i as usize % lanes.len()];
         lane.send(Due { due, bearer, body })

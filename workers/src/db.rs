@@ -185,12 +185,25 @@ impl Db {
         })
     }
 
-    /// Runs one statement outside a transaction; returns rows affected.
+    /// Runs one statement as a transaction of its own; returns rows
+    /// affected. PostgreSQL runs a lone statement atomically (one round
+    /// trip); SQLite gets `begin immediate` … `commit`.
     pub async fn exec(&self, sql: &str, args: &[Arg]) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let n = tx.exec(sql, args).await?;
-        tx.commit().await?;
-        Ok(n)
+        match self {
+            Db::Pg(p) => {
+                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
+                Ok(q.execute(p)
+                    .await
+                    .with_context(|| format!("statement failed: {sql}"))?
+                    .rows_affected())
+            }
+            Db::Lite(_) => {
+                let mut tx = self.begin().await?;
+                let n = tx.exec(sql, args).await?;
+                tx.commit().await?;
+                Ok(n)
+            }
+        }
     }
 
     /// Runs one query outside a transaction.

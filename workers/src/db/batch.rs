@@ -136,6 +136,25 @@ fn pg_statement(sql: &str, rows: &[Vec<Arg>], width: usize) -> Result<(String, V
     Ok((sql.replace("{rows}", &source), args))
 }
 
+impl super::Db {
+    /// PostgreSQL: runs `sql` over `rows` (see the module docs) as ONE
+    /// statement, a transaction of its own: one round trip. `extra`
+    /// arguments follow the row columns (`$w+1`, … for rows `w` wide).
+    pub async fn exec_values_alone(
+        &self,
+        sql: &str,
+        rows: &[Vec<Arg>],
+        extra: Vec<Arg>,
+    ) -> Result<u64> {
+        ensure!(!rows.is_empty(), "no rows for: {sql}");
+        let mut statements = statements(true, sql, rows)?;
+        ensure!(statements.len() == 1, "more than one statement for: {sql}");
+        let (text, mut args) = statements.remove(0);
+        args.extend(extra);
+        self.exec(&text, &args).await
+    }
+}
+
 impl Tx {
     /// Runs `sql` over `rows` (see the module docs); returns rows affected.
     pub async fn exec_values(&mut self, sql: &str, rows: &[Vec<Arg>]) -> Result<u64> {

@@ -11,8 +11,14 @@ fn ids_arg(ids: &[u64]) -> Vec<Vec<Arg>> {
     ids.iter().map(|i| vec![Arg::I64(*i as i64)]).collect()
 }
 
-/// Inserts workflow rows in state `pending` at their first step, unless present.
-pub async fn insert_workflows(tx: &mut Tx, wfs: &[WorkflowInput], now: i64) -> Result<()> {
+/// Inserts workflow rows (see [`workflow_rows`]) unless present; `{rows}`
+/// as in [`Tx::exec_values`].
+pub const INSERT_WORKFLOWS: &str = "insert into workflows (id, kind, order_id, account_id, market, input, state, step, attempts, created_at, updated_at) \
+     select * from {rows} where true on conflict (id) do nothing";
+
+/// The rows [`INSERT_WORKFLOWS`] takes: each workflow `pending` at its
+/// first step.
+pub fn workflow_rows(wfs: &[WorkflowInput], now: i64) -> Result<Vec<Vec<Arg>>> {
     let mut rows = Vec::with_capacity(wfs.len());
     for wf in wfs {
         let input = serde_json::to_string(wf).context("Failed to encode a workflow")?;
@@ -30,12 +36,13 @@ pub async fn insert_workflows(tx: &mut Tx, wfs: &[WorkflowInput], now: i64) -> R
             Arg::I64(now),
         ]);
     }
-    tx.exec_values(
-        "insert into workflows (id, kind, order_id, account_id, market, input, state, step, attempts, created_at, updated_at) \
-         select * from {rows} where true on conflict (id) do nothing",
-        &rows,
-    )
-    .await?;
+    Ok(rows)
+}
+
+/// Inserts workflow rows in state `pending` at their first step, unless present.
+pub async fn insert_workflows(tx: &mut Tx, wfs: &[WorkflowInput], now: i64) -> Result<()> {
+    tx.exec_values(INSERT_WORKFLOWS, &workflow_rows(wfs, now)?)
+        .await?;
     Ok(())
 }
 

@@ -148,6 +148,36 @@ impl DbQueue {
         Ok(())
     }
 
+    /// The group commit on PostgreSQL: the accepted workflows' rows and
+    /// their persist job in ONE statement (a data-modifying `with`), which
+    /// PostgreSQL runs as a transaction of its own — one round trip instead
+    /// of four (begin, two inserts, commit).
+    pub async fn accept_pg(&self, db: &Db, rows: &[Vec<Arg>], job: &StepJob) -> Result<()> {
+        let body = serde_json::to_vec(job).context("Failed to encode a job")?;
+        let p = rows.first().map_or(0, Vec::len);
+        let sql = format!(
+            "with w as ({} returning 1) \
+             insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key) \
+             values (${}, ${}, ${}, 'Pending', 0, ${}::int4, now(), 0, ${}) \
+             on conflict (job_type, idempotency_key) do nothing",
+            crate::records::INSERT_WORKFLOWS,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5
+        );
+        let extra = vec![
+            Arg::Text(ulid::Ulid::generate().to_string()),
+            Arg::Text(queue_name(job.step)),
+            Arg::Bytes(body),
+            Arg::I64(APALIS_MAX_ATTEMPTS),
+            Arg::Text(job.idempotency_key()),
+        ];
+        db.exec_values_alone(&sql, rows, extra).await?;
+        Ok(())
+    }
+
     /// Takes queued jobs of `step` (pending and due, plain hand-offs) off the
     /// queue inside `tx`, up to `room` workflows in all, and returns them:
     /// the caller runs their workflows with its own, and because the jobs are

@@ -33,9 +33,13 @@ impl Transport {
         }
         match self {
             Transport::Db(q) => {
+                let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
+                if matches!(db, Db::Pg(_)) {
+                    let rows = records::workflow_rows(wfs, now_us())?;
+                    return q.accept_pg(db, &rows, &job).await;
+                }
                 let mut tx = db.begin().await?;
                 records::insert_workflows(&mut tx, wfs, now_us()).await?;
-                let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
                 q.push(&mut tx, &job, 0).await?;
                 tx.commit().await
             }

@@ -300,7 +300,10 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
 /// Group commits so far, from the intake's own `/metrics`: how many, how
 /// many workflows each on average, and how long each took.
 async fn commit_figures(base: &str) -> Result<String> {
-    let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())

@@ -3,21 +3,24 @@
 //! WebSocket clients connected and Redis publish failures.
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::http::Method;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+/// (method, status) → requests answered, for one route.
+type ByMethodStatus = HashMap<(Method, u16), u64>;
+
 /// Every counter the intake exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Route template → (method, status) → count. Keyed by route first so
     /// that counting a request allocates nothing once its route is known.
-    requests: Mutex<HashMap<String, HashMap<(Method, u16), u64>>>,
+    requests: Mutex<HashMap<String, ByMethodStatus>>,
     /// Group commits that succeeded.
     pub commits: AtomicU64,
     /// Group commits that failed (the engine then failed closed).

@@ -184,13 +184,12 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // delays the orders queued behind it, and that delay counts: latency is
     // measured from when each order was due.
     let counters = Arc::new(Counters::default());
-    let addr = listener_addr;
     let mut lanes = Vec::with_capacity(args.connections.max(1));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..args.connections.max(1) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Due>();
         lanes.push(tx);
-        senders.spawn(send_lane(rx, addr, counters.clone()));
+        senders.spawn(send_lane(rx, listener_addr, counters.clone()));
     }
     let bearers: Vec<hyper::header::HeaderValue> = tokens
         .iter()

@@ -43,11 +43,12 @@ impl Metrics {
     /// Counts one answered request.
     pub fn request(&self, method: &Method, route: &str, status: u16) {
         let mut m = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        if !m.contains_key(route) {
-            m.insert(route.to_string(), HashMap::new());
-        }
-        if let Some(by) = m.get_mut(route) {
-            *by.entry((method.clone(), status)).or_default() += 1;
+        let key = (method.clone(), status);
+        match m.get_mut(route) {
+            Some(by) => *by.entry(key).or_default() += 1,
+            None => {
+                m.insert(route.to_string(), HashMap::from([(key, 1)]));
+            }
         }
     }
 

@@ -147,9 +147,7 @@ impl super::Db {
         extra: Vec<Arg>,
     ) -> Result<u64> {
         ensure!(!rows.is_empty(), "no rows for: {sql}");
-        let mut statements = statements(true, sql, rows)?;
-        ensure!(statements.len() == 1, "more than one statement for: {sql}");
-        let (text, mut args) = statements.remove(0);
+        let (text, mut args) = pg_statement(sql, rows, rows[0].len())?;
         args.extend(extra);
         self.exec(&text, &args).await
     }

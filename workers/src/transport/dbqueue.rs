@@ -75,6 +75,36 @@ impl PollStrategy for Tick {
     }
 }
 
+/// PostgreSQL: inserts one job into apalis' table, its arguments
+/// ([`pg_job_args`]) numbered from `$first`.
+fn pg_insert_job(first: usize) -> String {
+    let p = |k: usize| format!("${}", first + k);
+    format!(
+        "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key) \
+         values ({}, {}, {}, 'Pending', 0, {}::int4, now() + make_interval(secs => {}::float8 / 1000), 0, {}) \
+         on conflict (job_type, idempotency_key) do nothing",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    )
+}
+
+/// The arguments of [`pg_insert_job`]: a new id, the queue, the job, its
+/// attempts, the delay in ms, the idempotency key.
+fn pg_job_args(job: &StepJob, delay_ms: u64) -> Result<Vec<Arg>> {
+    Ok(vec![
+        Arg::Text(ulid::Ulid::generate().to_string()),
+        Arg::Text(queue_name(job.step)),
+        Arg::Bytes(serde_json::to_vec(job).context("Failed to encode a job")?),
+        Arg::I64(APALIS_MAX_ATTEMPTS),
+        Arg::I64(delay_ms as i64),
+        Arg::Text(job.idempotency_key()),
+    ])
+}
+
 /// Queue name of a step (apalis' `job_type`).
 pub fn queue_name(step: Step) -> String {
     format!("clearway.{step}")
@@ -121,12 +151,12 @@ impl DbQueue {
     /// Inserts a job row inside `tx`; the idempotency key makes a second
     /// hand-off of the same batch a no-op.
     pub async fn push(&self, tx: &mut Tx, job: &StepJob, delay_ms: u64) -> Result<()> {
-        let body = serde_json::to_vec(job).context("Failed to encode a job")?;
-        let id = ulid::Ulid::generate().to_string();
-        let key = job.idempotency_key();
-        let queue = queue_name(job.step);
         match tx {
             Tx::Lite(_) => {
+                let body = serde_json::to_vec(job).context("Failed to encode a job")?;
+                let id = ulid::Ulid::generate().to_string();
+                let key = job.idempotency_key();
+                let queue = queue_name(job.step);
                 let run_at = chrono::Utc::now().timestamp() + (delay_ms / 1000) as i64;
                 tx.exec(
                     "insert into Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
@@ -136,13 +166,8 @@ impl DbQueue {
                 .await?;
             }
             Tx::Pg(_) => {
-                tx.exec(
-                    "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key) \
-                     values ($1, $2, $3, 'Pending', 0, $4::int4, now() + make_interval(secs => $5::float8 / 1000), 0, $6) \
-                     on conflict (job_type, idempotency_key) do nothing",
-                    &[Arg::Text(id), Arg::Text(queue), Arg::Bytes(body), Arg::I64(APALIS_MAX_ATTEMPTS), Arg::I64(delay_ms as i64), Arg::Text(key)],
-                )
-                .await?;
+                tx.exec(&pg_insert_job(1), &pg_job_args(job, delay_ms)?)
+                    .await?;
             }
         }
         Ok(())
@@ -153,28 +178,14 @@ impl DbQueue {
     /// PostgreSQL runs as a transaction of its own — one round trip instead
     /// of four (begin, two inserts, commit).
     pub async fn accept_pg(&self, db: &Db, rows: &[Vec<Arg>], job: &StepJob) -> Result<()> {
-        let body = serde_json::to_vec(job).context("Failed to encode a job")?;
-        let p = rows.first().map_or(0, Vec::len);
+        let width = rows.first().map_or(0, Vec::len);
         let sql = format!(
-            "with w as ({} returning 1) \
-             insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key) \
-             values (${}, ${}, ${}, 'Pending', 0, ${}::int4, now(), 0, ${}) \
-             on conflict (job_type, idempotency_key) do nothing",
+            "with w as ({} returning 1) {}",
             crate::records::INSERT_WORKFLOWS,
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5
+            pg_insert_job(width + 1)
         );
-        let extra = vec![
-            Arg::Text(ulid::Ulid::generate().to_string()),
-            Arg::Text(queue_name(job.step)),
-            Arg::Bytes(body),
-            Arg::I64(APALIS_MAX_ATTEMPTS),
-            Arg::Text(job.idempotency_key()),
-        ];
-        db.exec_values_alone(&sql, rows, extra).await?;
+        db.exec_values_alone(&sql, rows, pg_job_args(job, 0)?)
+            .await?;
         Ok(())
     }
 

@@ -34,7 +34,7 @@ impl Transport {
         match self {
             Transport::Db(q) => {
                 let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
-                if matches!(db, Db::Pg(_)) {
+                if !db.is_sqlite() {
                     let rows = records::workflow_rows(wfs, now_us())?;
                     return q.accept_pg(db, &rows, &job).await;
                 }

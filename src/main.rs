@@ -44,14 +44,17 @@ enum Cmd {
     /// Mints a development token (HS256, the data dir's dev secret); the
     /// token is the last line of stdout.
     Token {
-        /// The account (`sub`).
-        #[arg(long, default_value_t = 1001)]
+        /// The account (`sub`); 0 and 1 are reserved (the outside world,
+        /// the fee account).
+        #[arg(long, default_value_t = 1001, value_parser = clap::value_parser!(u64).range(2..))]
         account: u64,
         /// Comma-separated scopes: trade, operate, audit.
-        #[arg(long, default_value = "trade", value_delimiter = ',')]
+        #[arg(long, default_value = "trade", value_delimiter = ',',
+              value_parser = ["trade", "operate", "audit"])]
         scope: Vec<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 86_400)]
+        /// Lifetime in seconds (at most a year).
+        #[arg(long, default_value_t = 86_400,
+              value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
         ttl_secs: u64,
     },
     /// Operator views.
@@ -85,7 +88,7 @@ enum Ops {
     /// Workflow counts per state, then the workflows in a state (or stuck ones).
     Workflows {
         /// pending, running, retrying, completed or dead.
-        #[arg(long)]
+        #[arg(long, value_parser = ["pending", "running", "retrying", "completed", "dead"])]
         state: Option<String>,
         /// Only workflows unchanged for this long (or past their lease).
         #[arg(long)]

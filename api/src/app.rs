@@ -110,17 +110,67 @@ pub fn intake_with(
     })
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and lets requests in flight finish.
+/// A client must send a request's headers within this time of starting
+/// them — or, on an idle keep-alive connection, of the previous answer —
+/// or its connection is closed (slow or silent clients hold no socket
+/// forever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long requests in flight get to finish once `shutdown` is cancelled.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` (HTTP/1.1, with upgrades for WebSocket)
+/// until `shutdown` is cancelled, then stops accepting and lets requests in
+/// flight finish (up to [`DRAIN`]).
+///
+/// Not `axum::serve`: it sets no timer, so hyper's header read timeout is
+/// off and a client that sends half a request line holds its socket forever.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => return drop(r),
+                () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(DRAIN, connections.wait())
         .await
-        .context("Failed to serve HTTP")
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN:?}; closing them");
+    }
+    Ok(())
 }
 
 /// Waits until the engine has recovered, or `timeout` passes.

@@ -230,11 +230,13 @@ impl AuthConfig {
         v.validate_nbf = true;
         let data = jsonwebtoken::decode::<ReadClaims>(token, &key, &v)
             .map_err(|e| unauthorized(&format!("invalid token: {e}")))?;
-        let account = data
-            .claims
-            .sub
-            .parse::<u64>()
-            .map_err(|_| unauthorized("sub is not an account id"))?;
+        let account = account_id(&data.claims.sub)
+            .ok_or_else(|| unauthorized("sub is not an account id (digits, no leading zero)"))?;
+        if is_reserved(account) {
+            return Err(unauthorized(
+                "sub names a reserved account (0 is the outside world, 1 the fee account)",
+            ));
+        }
         Ok(Principal {
             account: AccountId(account),
             scopes: data
@@ -245,6 +247,20 @@ impl AuthConfig {
                 .collect(),
         })
     }
+}
+
+/// An account id written canonically: decimal digits, no sign, no leading
+/// zero — so `"01002"` and `"+1002"` never alias account 1002.
+pub fn account_id(s: &str) -> Option<u64> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
+/// Accounts no client acts as and no operator funds directly: 0 stands for
+/// the world outside the exchange, 1 collects the fees.
+pub fn is_reserved(account: u64) -> bool {
+    account == workers::steps::settle::EXTERNAL_ACCOUNT || account == workers::config::FEE_ACCOUNT
 }
 
 async fn load_jwks(src: &str) -> Result<JwkSet> {

@@ -1,7 +1,7 @@
 //! One error type for every route: [`ApiError`] renders as RFC 9457
 //! `application/problem+json` with a stable machine `code`.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pipeline::Reject;
@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 404: no such resource, or it belongs to another account.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 405: the path exists but not with this method (see `Allow`).
+    #[error("this path does not accept that method; see the Allow header")]
+    MethodNotAllowed,
     /// 409: `client_order_id` reused with different parameters.
     #[error("client_order_id {0:?} was already used with different parameters")]
     ClientOrderIdConflict(String),
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ClientOrderIdConflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ClientOrderIdConflict(_) => "client_order_id_conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -158,24 +163,6 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         res
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> ApiError {
-        match r {
-            JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
-            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest {
-                code: "malformed_json",
-                detail: e.body_text(),
-            },
-            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-            other => ApiError::BadRequest {
-                code: "bad_body",
-                detail: other.body_text(),
-            },
-        }
     }
 }
 

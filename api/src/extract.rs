@@ -1,16 +1,85 @@
 //! Extractors whose rejections are [`ApiError`]s, so a malformed request
 //! always gets problem+json (and never reaches the engine).
 
-use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::error::ApiError;
 
-/// `axum::Json` with problem+json rejections: 400 syntax, 422 data, 413 size, 415 type.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body with problem+json rejections: 415 when it is not declared
+/// JSON, 413 over the size limit, 400 when it is not JSON at all, 422 when it
+/// is JSON of the wrong shape (a missing, unknown, duplicate or mistyped
+/// field — including a number where a string enum is expected, which
+/// serde_json reports as a syntax error and `axum::Json` calls malformed).
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Json<T>, ApiError> {
+        if !declares_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let body = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::BadRequest {
+                    code: "bad_body",
+                    detail: r.body_text(),
+                },
+            })?;
+        parse_body(&body).map(Json)
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, any parameters.
+fn declares_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"))
+}
+
+/// Parses a body into `T`; see [`Json`] for which error is which.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| body_error(body, &e.path().to_string(), e.inner()))?;
+    de.end().map_err(|e| body_error(body, ".", &e))?;
+    Ok(value)
+}
+
+fn body_error(body: &[u8], at: &str, e: &serde_json::Error) -> ApiError {
+    // A body that is not JSON at all is a 400 whichever way the typed parse
+    // failed first (`[1, 2` fails as "a sequence, expected an object").
+    if serde_json::from_slice::<IgnoredAny>(body).is_err() {
+        return ApiError::BadRequest {
+            code: "malformed_json",
+            detail: format!("the body is not valid JSON: {e}"),
+        };
+    }
+    let detail = match at {
+        "." | "" => format!("the body is not the expected object: {e}"),
+        _ => format!("{at}: {e}"),
+    };
+    ApiError::invalid("invalid_body", detail)
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -27,3 +96,26 @@ pub struct Query<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
+
+/// For routes that take no query parameters: any query string is a 400,
+/// so a parameter a client believes it set (say `?account_id=…`) never
+/// silently does nothing.
+#[derive(Debug)]
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<NoQuery, ApiError> {
+        match parts.uri.query() {
+            None | Some("") => Ok(NoQuery),
+            Some(_) => Err(ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "this route takes no query parameters".into(),
+            }),
+        }
+    }
+}

@@ -107,10 +107,25 @@ impl Metrics {
     }
 }
 
+/// The methods counted by name; anything else (a client may send any token
+/// as a method) is counted as `OTHER`, so callers cannot grow the series.
+const COUNTED: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::OPTIONS,
+];
+
 /// Middleware: counts every request by its route template.
 pub async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    let method = match COUNTED.iter().find(|m| *m == req.method()) {
+        Some(m) => m.clone(),
+        None => Method::from_bytes(b"OTHER").unwrap_or_default(),
+    };
     let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     metrics.request(&method, route, res.status().as_u16());

@@ -226,3 +226,20 @@ async fn the_bearer_scheme_is_matched_case_insensitively() {
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn a_token_must_name_an_ordinary_account_canonically() {
+    let app = spawn_app().await;
+    for sub in ["01002", "+1002", " 1002", "1e3", "0", "1", ""] {
+        let mut c = claims(BUYER, &["trade"]);
+        c.sub = sub.into();
+        let res = app
+            .client
+            .get(app.url("/v1/balances"))
+            .bearer_auth(mint_hs256(SECRET, &c).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 401, "unauthorized").await;
+    }
+}

@@ -98,6 +98,8 @@ async fn the_openapi_document_describes_exactly_the_routes_the_router_serves() {
                 405,
                 "{m} {path} is not documented, so not served"
             );
+            assert!(res.headers().contains_key("allow"), "{m} {path}");
+            assert_problem(res, 405, "method_not_allowed").await;
         }
     }
     let res = app.client.get(app.url("/v1/nowhere")).send().await.unwrap();

@@ -202,7 +202,7 @@ async fn a_deposit_needs_the_operate_scope() {
     let res = app
         .client
         .post(app.url("/v1/deposits"))
-        .bearer_auth(token(1, &["operate"]))
+        .bearer_auth(token(900, &["operate"]))
         .json(&body)
         .send()
         .await
@@ -220,4 +220,85 @@ async fn a_deposit_needs_the_operate_scope() {
         dec(&balances["balances"]["USD"]["available"]),
         Decimal::new(2505, 1)
     );
+}
+
+#[tokio::test]
+async fn a_closed_order_reads_back_at_once_and_cannot_be_cancelled_again() {
+    let app = spawn_app().await;
+    // An IOC that finds nothing expires on arrival: closed before persist runs.
+    let mut ioc = limit_sell("90000", "0.01");
+    ioc["time_in_force"] = json!("ioc");
+    ioc["client_order_id"] = json!("ioc-1");
+    let placed = app.place(SELLER, ioc).await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["status"], "expired");
+    let id = placed["order_id"].as_u64().unwrap();
+    for path in [
+        format!("/v1/orders/{id}"),
+        "/v1/orders?client_order_id=ioc-1".into(),
+    ] {
+        let res = app.get(SELLER, &path).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let body: Value = res.json().await.unwrap();
+        let order = body.get("orders").map_or(&body, |o| &o[0]);
+        assert_eq!(order["order_id"], id, "{path}: {body}");
+        assert_eq!(order["status"], "expired", "{path}: {body}");
+    }
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/orders/{id}")))
+        .bearer_auth(token(SELLER, &["trade"]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "order_not_open").await;
+
+    // A resting order: cancelled once (202), then the second cancel is refused.
+    let open: Value = app
+        .place(SELLER, limit_sell("91000", "0.01"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = open["order_id"].as_u64().unwrap();
+    let cancel = || {
+        app.client
+            .delete(app.url(&format!("/v1/orders/{id}")))
+            .bearer_auth(token(SELLER, &["trade"]))
+            .send()
+    };
+    let first = cancel().await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["status"], "cancelled");
+    assert_problem(cancel().await.unwrap(), 422, "order_not_open").await;
+    let got: Value = app
+        .get(SELLER, &format!("/v1/orders/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["status"], "cancelled");
+    assert_eq!(
+        got["filled"], "0",
+        "decimals are written without trailing zeros"
+    );
+}
+
+#[tokio::test]
+async fn own_orders_and_balances_need_the_trade_scope() {
+    let app = spawn_app().await;
+    for path in ["/v1/balances", "/v1/orders"] {
+        let res = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(token(SELLER, &["audit"]))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 403, "forbidden").await;
+    }
 }

@@ -190,3 +190,83 @@ async fn a_websocket_client_sending_too_many_ops_is_rate_limited() {
     );
     assert_eq!(answers[20]["code"], "rate_limited", "{}", answers[20]);
 }
+
+#[tokio::test]
+async fn a_websocket_session_answers_close_refuses_binary_and_oversized_messages() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    let with_query = format!("{url}?token={}", token(SELLER, &["trade"]));
+    let open = || tokio_tungstenite::connect_async(with_query.clone());
+
+    let (mut stream, _) = open().await.unwrap();
+    stream
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    let answer = stream.next().await.unwrap().unwrap();
+    let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(answer["code"], "text_only", "{answer}");
+    // The client closes; the server answers with a close frame of its own.
+    stream.close(None).await.unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .expect("an answer to the close");
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
+
+    let (mut stream, _) = open().await.unwrap();
+    let huge = format!(
+        r#"{{"op":"subscribe","channels":["{}"]}}"#,
+        "x".repeat(64 * 1024)
+    );
+    let _ = stream.send(Message::Text(huge.into())).await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return Some(f.code),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the session ends");
+    assert_eq!(closed, Some(CloseCode::Size));
+}
+
+#[tokio::test]
+async fn an_account_may_hold_only_so_many_websocket_sessions() {
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    let with_query = format!("{url}?token={}", token(SELLER, &["trade"]));
+    let mut held = Vec::new();
+    for _ in 0..api::stream::SESSIONS_PER_ACCOUNT {
+        held.push(
+            tokio_tungstenite::connect_async(with_query.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    let refused = tokio_tungstenite::connect_async(with_query.clone()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 429)
+        }
+        other => panic!("expected a 429, got {other:?}"),
+    }
+    // Another account is not affected, and a closed session frees its slot.
+    let other = format!("{url}?token={}", token(BUYER, &["trade"]));
+    assert!(tokio_tungstenite::connect_async(other).await.is_ok());
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(s) = tokio_tungstenite::connect_async(with_query.clone()).await {
+            again = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the freed slot is usable again");
+}

@@ -76,3 +76,138 @@ async fn an_unknown_market_is_rejected() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn decimals_are_taken_exactly_or_refused() {
+    let app = spawn_app().await;
+    let before = app.workflow_count().await;
+    // More digits than a decimal holds would round to a valid lot or tick.
+    for (price, quantity, code) in [
+        (
+            "95000",
+            "0.09999999999999999999999999999",
+            "invalid_quantity",
+        ),
+        ("90000.0000000000000000000000001", "0.1", "invalid_price"),
+        ("1e5", "0.1", "invalid_price"),
+        ("+90000", "0.1", "invalid_price"),
+        ("90000", "1_0", "invalid_quantity"),
+        ("90000.", "0.1", "invalid_price"),
+        ("90000", ".1", "invalid_quantity"),
+    ] {
+        let res = app.place(SELLER, limit_sell(price, quantity)).await;
+        let body = assert_problem(res, 422, code).await;
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    let operator = token(900, &["operate"]);
+    for (account, amount, code) in [
+        (1003, "0.99999999999999999999999999999", "invalid_amount"),
+        (1003, "1e3", "invalid_amount"),
+        (0, "5", "reserved_account"),
+        (1, "5", "reserved_account"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/v1/deposits"))
+            .bearer_auth(&operator)
+            .json(&json!({"account_id": account, "asset": "USD", "amount": amount}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, code).await;
+    }
+    assert_eq!(app.workflow_count().await, before);
+}
+
+#[tokio::test]
+async fn a_mistyped_field_is_422_and_broken_json_is_400() {
+    let app = spawn_app().await;
+    let before = app.workflow_count().await;
+    for side in [json!(1), json!(true), json!(null), json!({}), json!([])] {
+        let mut body = limit_sell("50000", "1");
+        body["side"] = side.clone();
+        let problem = assert_problem(app.place(SELLER, body).await, 422, "invalid_body").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("side"),
+            "{side}: {problem}"
+        );
+    }
+    for raw in ["{\"market\": \"BTC-USD\",}", "[1, 2", "nope", "{} {}"] {
+        let res = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(token(SELLER, &["trade"]))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 400, "malformed_json").await;
+    }
+    assert_eq!(app.workflow_count().await, before);
+}
+
+#[tokio::test]
+async fn a_query_string_on_a_route_without_parameters_is_400() {
+    let app = spawn_app().await;
+    for path in [
+        "/v1/balances?account_id=1002",
+        "/v1/markets?x=1",
+        "/v1/orders/1?verbose=true",
+        "/v1/orders?client_order_id=a&limit=0",
+    ] {
+        let res = app.get(SELLER, path).send().await.unwrap();
+        assert_problem(res, 400, "invalid_query").await;
+    }
+}
+
+#[tokio::test]
+async fn an_announced_oversized_body_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\nab",
+        token(SELLER, &["trade"])
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
+#[tokio::test]
+async fn unknown_methods_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/nowhere"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("FOO"), "{text}");
+    assert!(
+        text.contains(
+            r#"clearway_http_requests_total{method="OTHER",route="unmatched",status="404"} 5"#
+        ),
+        "{text}"
+    );
+}

@@ -15,13 +15,15 @@ pub enum ParseError {
     /// Not 1–64 characters of `A-Za-z0-9_-.:`.
     #[error("invalid client order id {0:?}")]
     ClientOrderId(String),
-    /// Not a decimal number.
-    #[error("invalid {what} {value:?}: not a decimal number")]
+    /// Not a decimal number, or not one that can be held exactly.
+    #[error("invalid {what} {value:?}: {why}")]
     Decimal {
         /// Which field.
         what: &'static str,
         /// The offending input (truncated).
         value: String,
+        /// What is wrong with it.
+        why: &'static str,
     },
     /// Zero or negative where a positive value is required.
     #[error("invalid {what} {value}: must be greater than zero")]

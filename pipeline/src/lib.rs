@@ -38,5 +38,5 @@ pub use error::{ConfigError, ParseError, Reject, RestoreError};
 pub use event::{Balance, CloseReason, Depth, Event, EventKind, Level, OrderRecord, Trade};
 pub use types::ids::{AccountId, Asset, ClientOrderId, MarketId, OrderId, TradeId};
 pub use types::market::Market;
-pub use types::money::{Price, Quantity};
+pub use types::money::{Price, Quantity, parse_exact};
 pub use types::order::{OrderType, SelfTradePrevention, Side, TimeInForce};

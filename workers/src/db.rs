@@ -27,16 +27,85 @@ use row::{lite_row, pg_row};
 pub enum Db {
     /// PostgreSQL (self-hosted or Aurora).
     Pg(sqlx::PgPool),
-    /// SQLite, the embedded default.
-    Lite(sqlx::SqlitePool),
+    /// SQLite, the embedded default, and the queue its writers wait in.
+    Lite(sqlx::SqlitePool, WriteQueue),
 }
+
+/// SQLite has one write lock per database. A writer that finds it taken
+/// waits in SQLite's busy handler, which sleeps in steps growing to 100 ms,
+/// so under load a short transaction (the intake's group commit) could wait
+/// tens of milliseconds behind the workers' steps. Every transaction this
+/// process opens on SQLite first takes its turn here, woken the moment the
+/// previous writer finishes; only writers from elsewhere (apalis' fetch and
+/// acknowledgement, another process) still meet the busy handler.
+///
+/// Two lanes: the intake's group commit (a client waits on it) queues for
+/// the lock directly; the workers' steps first pass a gate one at a time, so
+/// at most one of them is ever queued ahead of the intake — the intake waits
+/// for at most the step that holds the lock, never for a backlog of steps.
+#[derive(Clone, Debug, Default)]
+pub struct WriteQueue {
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Which lane of the [`WriteQueue`] a transaction takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// A client is waiting (the intake's group commit).
+    Urgent,
+    /// Background work (the workers' steps, operator tools).
+    Bulk,
+}
+
+/// A turn to write: the lock, and for [`Lane::Bulk`] the gate.
+#[derive(Debug)]
+pub struct Turn {
+    _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteQueue {
+    /// Waits for a turn; after SQLite's own busy timeout (30 s) goes ahead
+    /// without one, so a task that nests transactions gets SQLite's
+    /// `SQLITE_BUSY` as before rather than waiting on itself forever.
+    async fn turn(&self, lane: Lane) -> Turn {
+        let wait = async {
+            let gate = match lane {
+                Lane::Urgent => None,
+                Lane::Bulk => Some(self.gate.clone().lock_owned().await),
+            };
+            Turn {
+                _lock: Some(self.lock.clone().lock_owned().await),
+                _gate: gate,
+            }
+        };
+        match tokio::time::timeout(BUSY_TIMEOUT, wait).await {
+            Ok(turn) => turn,
+            Err(_) => {
+                tracing::warn!(
+                    ?lane,
+                    "no turn to write after {BUSY_TIMEOUT:?}; going ahead"
+                );
+                Turn {
+                    _lock: None,
+                    _gate: None,
+                }
+            }
+        }
+    }
+}
+
+/// How long a SQLite writer waits for the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open transaction on a [`Db`].
 pub enum Tx {
     /// A PostgreSQL transaction.
     Pg(sqlx::Transaction<'static, Postgres>),
-    /// A SQLite transaction.
-    Lite(sqlx::Transaction<'static, Sqlite>),
+    /// A SQLite transaction, and this process' turn to write (released
+    /// after the transaction ends: fields drop in order).
+    Lite(sqlx::Transaction<'static, Sqlite>, Turn),
 }
 
 /// A bound parameter.
@@ -149,14 +218,14 @@ impl Db {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(30))
+                .busy_timeout(BUSY_TIMEOUT)
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .connect_with(opts)
                 .await
                 .context("Failed to open the SQLite database")?;
-            Ok(Db::Lite(pool))
+            Ok(Db::Lite(pool, WriteQueue::default()))
         } else {
             bail!("unsupported database URL {url:?}: use postgres://… or sqlite://…")
         }
@@ -166,22 +235,30 @@ impl Db {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Pg(p) => sqlx::migrate!("../schema/postgres").run(p).await,
-            Db::Lite(p) => sqlx::migrate!("../schema/sqlite").run(p).await,
+            Db::Lite(p, _) => sqlx::migrate!("../schema/sqlite").run(p).await,
         }
         .context("Failed to run Clearway's migrations")
     }
 
-    /// Begins a transaction.
+    /// Begins a transaction (in the bulk lane on SQLite; see [`WriteQueue`]).
     pub async fn begin(&self) -> Result<Tx> {
+        self.begin_in(Lane::Bulk).await
+    }
+
+    /// Begins a transaction in `lane` (which matters on SQLite only).
+    pub async fn begin_in(&self, lane: Lane) -> Result<Tx> {
         Ok(match self {
             Db::Pg(p) => Tx::Pg(p.begin().await.context("Failed to begin a transaction")?),
             // Take the write lock at once: a deferred transaction that reads
             // and then writes can fail with SQLITE_BUSY under a concurrent writer.
-            Db::Lite(p) => Tx::Lite(
-                p.begin_with("begin immediate")
+            Db::Lite(p, queue) => {
+                let turn = queue.turn(lane).await;
+                let tx = p
+                    .begin_with("begin immediate")
                     .await
-                    .context("Failed to begin a transaction")?,
-            ),
+                    .context("Failed to begin a transaction")?;
+                Tx::Lite(tx, turn)
+            }
         })
     }
 
@@ -197,7 +274,7 @@ impl Db {
                     .with_context(|| format!("statement failed: {sql}"))?
                     .rows_affected())
             }
-            Db::Lite(_) => {
+            Db::Lite(..) => {
                 let mut tx = self.begin().await?;
                 let n = tx.exec(sql, args).await?;
                 tx.commit().await?;
@@ -218,7 +295,7 @@ impl Db {
                     .map(pg_row)
                     .collect()
             }
-            Db::Lite(p) => {
+            Db::Lite(p, _) => {
                 let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, lite);
                 q.fetch_all(p)
                     .await
@@ -232,7 +309,7 @@ impl Db {
 
     /// Whether this is the SQLite database.
     pub fn is_sqlite(&self) -> bool {
-        matches!(self, Db::Lite(_))
+        matches!(self, Db::Lite(..))
     }
 }
 
@@ -244,7 +321,7 @@ impl Tx {
                 let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
                 q.execute(&mut **tx).await.map(|r| r.rows_affected())
             }
-            Tx::Lite(tx) => {
+            Tx::Lite(tx, _) => {
                 let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, lite);
                 q.execute(&mut **tx).await.map(|r| r.rows_affected())
             }
@@ -264,7 +341,7 @@ impl Tx {
                     .map(pg_row)
                     .collect()
             }
-            Tx::Lite(tx) => {
+            Tx::Lite(tx, _) => {
                 let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, lite);
                 q.fetch_all(&mut **tx)
                     .await
@@ -286,7 +363,7 @@ impl Tx {
     pub async fn rollback(self) -> Result<()> {
         match self {
             Tx::Pg(tx) => tx.rollback().await,
-            Tx::Lite(tx) => tx.rollback().await,
+            Tx::Lite(tx, _) => tx.rollback().await,
         }
         .context("Failed to roll back")
     }
@@ -295,7 +372,7 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Pg(tx) => tx.commit().await,
-            Tx::Lite(tx) => tx.commit().await,
+            Tx::Lite(tx, _) => tx.commit().await,
         }
         .context("Failed to commit")
     }

@@ -8,6 +8,7 @@
 //! batch's events and a depth diff per changed book ([`md`]). Nothing is
 //! broadcast that is not durable.
 
+mod closed;
 mod idem;
 pub mod md;
 mod run;
@@ -21,6 +22,7 @@ use workers::config::Services;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+pub use closed::RecentlyClosed;
 pub use idem::ClientIds;
 pub use md::{Committed, DepthDiff, LevelChange};
 
@@ -48,6 +50,8 @@ pub struct Core {
     pub engine: Engine,
     /// `(account, client_order_id)` → the original place.
     pub client_ids: ClientIds,
+    /// Orders closed but perhaps not persisted yet.
+    pub closed: RecentlyClosed,
 }
 
 type Reply = oneshot::Sender<Result<Accepted, ApiError>>;

@@ -127,6 +127,8 @@ impl Host {
         if let Command::Place(order) = &cmd {
             core.client_ids.record(order, &events);
         }
+        core.closed
+            .record(core.engine.closed_by_last_apply(), &events);
         wfs.extend(WorkflowInput::new(cmd, ts, events.clone()));
         Ok(Accepted {
             events,
@@ -269,7 +271,11 @@ async fn rebuild(services: workers::config::Services) -> Result<Core> {
         }
     })
     .await?;
-    Ok(Core { engine, client_ids })
+    Ok(Core {
+        engine,
+        client_ids,
+        closed: Default::default(),
+    })
 }
 
 fn refuse(req: Request) {

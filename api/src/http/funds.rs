@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use pipeline::{AccountId, Asset, Command};
-use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -11,7 +10,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{Json, NoQuery};
 use crate::wire::{BalanceView, FundsRequest, FundsResponse};
 
 /// The routes.
@@ -33,7 +32,12 @@ struct Balances {
 
 /// Own balances, available and held, as the engine has them.
 #[tracing::instrument(skip(s), fields(account.id = p.account.0))]
-async fn balances(State(s): State<AppState>, p: Principal) -> Result<Json<Balances>, ApiError> {
+async fn balances(
+    State(s): State<AppState>,
+    p: Principal,
+    _: NoQuery,
+) -> Result<Json<Balances>, ApiError> {
+    p.require(Scope::Trade)?;
     let account = p.account;
     let (seq, list) = s
         .host
@@ -63,6 +67,7 @@ async fn balances(State(s): State<AppState>, p: Principal) -> Result<Json<Balanc
 async fn deposit(
     State(s): State<AppState>,
     p: Principal,
+    _: NoQuery,
     Json(req): Json<FundsRequest>,
 ) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
     move_funds(&s, &p, req, true).await
@@ -73,6 +78,7 @@ async fn deposit(
 async fn withdraw(
     State(s): State<AppState>,
     p: Principal,
+    _: NoQuery,
     Json(req): Json<FundsRequest>,
 ) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
     move_funds(&s, &p, req, false).await
@@ -87,12 +93,17 @@ async fn move_funds(
     p.require(Scope::Operate)?;
     let asset =
         Asset::parse(&req.asset).map_err(|e| ApiError::invalid("invalid_asset", e.to_string()))?;
-    let amount: Decimal = req.amount.parse().map_err(|_| {
-        ApiError::invalid(
-            "invalid_amount",
-            format!("{:?} is not a decimal number", req.amount),
-        )
-    })?;
+    let amount = pipeline::parse_exact("amount", &req.amount)
+        .map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?;
+    if crate::auth::is_reserved(req.account_id) {
+        return Err(ApiError::invalid(
+            "reserved_account",
+            format!(
+                "account {} is reserved (0 is the outside world, 1 the fee account)",
+                req.account_id
+            ),
+        ));
+    }
     let account = AccountId(req.account_id);
     let cmd = if credit {
         Command::Deposit {

@@ -9,7 +9,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, NoQuery, Path, Query};
 use crate::read::{self, PublicTrade};
 use crate::wire::BookSnapshot;
 
@@ -30,7 +30,7 @@ struct Markets {
 
 /// Every configured market with its tick, lot, limits and fees.
 #[tracing::instrument(skip(s, _p))]
-async fn list_markets(State(s): State<AppState>, _p: Principal) -> Json<Markets> {
+async fn list_markets(State(s): State<AppState>, _p: Principal, _: NoQuery) -> Json<Markets> {
     Json(Markets {
         markets: s.markets.to_vec(),
     })

@@ -20,6 +20,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use pipeline::Market;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use workers::db::Db;
 
@@ -33,6 +34,9 @@ use crate::stream::redis::RedisLink;
 
 /// The largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A request body must arrive within this time of its headers.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What handlers share.
 #[derive(Clone, Debug)]
@@ -133,13 +137,40 @@ pub fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router {
         .merge(v1)
         .merge(build(Access::OwnToken))
         .merge(build(Access::Public))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(axum::middleware::from_fn(announced_too_large))
         .layer(from_fn_with_state(metrics, count))
         .layer(TraceLayer::new_for_http())
 }
 
+/// A body announced (`Content-Length`) over [`BODY_LIMIT`] is refused before
+/// it is read, not after the client has sent (or pretended to send) it.
+async fn announced_too_large(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > BODY_LIMIT as u64 => {
+            axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge)
+        }
+        _ => next.run(req).await,
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("route")
+}
+
+/// The path exists, the method does not (axum adds the `Allow` header).
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

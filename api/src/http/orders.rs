@@ -11,7 +11,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, NoQuery, Path, Query};
 use crate::read;
 use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest, open_status};
 
@@ -32,6 +32,7 @@ pub(super) fn routes() -> Vec<Route> {
 async fn create_order(
     State(s): State<AppState>,
     p: Principal,
+    _: NoQuery,
     Json(req): Json<CreateOrderRequest>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
@@ -53,15 +54,27 @@ async fn cancel_order(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<u64>,
+    _: NoQuery,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
     let mut view = load_order(&s, &p, id).await?;
+    let not_open = |status: &str| {
+        ApiError::invalid(
+            "order_not_open",
+            format!("order {id} is {status}; only an open order can be cancelled"),
+        )
+    };
+    if view.is_closed() {
+        return Err(not_open(&view.status));
+    }
     let cmd = Command::Cancel {
         account: p.account,
         order_id: OrderId(id),
     };
     let accepted = s.host.submit(cmd).await.map_err(|e| match e {
         ApiError::Rejected(Reject::NotOrderOwner) => ApiError::NotFound("order"),
+        // It closed in the meantime (or its persisted row lagged).
+        ApiError::Rejected(Reject::UnknownOrder) => not_open("closed"),
         other => other,
     })?;
     view.apply(&accepted.events);
@@ -74,31 +87,53 @@ async fn get_order(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<u64>,
+    _: NoQuery,
 ) -> Result<Json<OrderView>, ApiError> {
+    p.require(Scope::Trade)?;
     Ok(Json(load_order(&s, &p, id).await?))
 }
 
+/// An own order: live in the engine while open; once closed, as the engine
+/// last saw it until persist has recorded it, then the persisted row. Fills
+/// are the persisted ones plus any the engine's view holds that persist has
+/// not recorded yet.
 async fn load_order(s: &AppState, p: &Principal, id: u64) -> Result<OrderView, ApiError> {
-    let live = s
+    enum Found {
+        Open(pipeline::OrderRecord, u64),
+        Closed(pipeline::AccountId, OrderView),
+        Gone,
+    }
+    let found = s
         .host
-        .read(move |c| {
-            c.engine
-                .order(OrderId(id))
-                .map(|o| (o, c.engine.last_seq()))
+        .read(move |c| match c.engine.order(OrderId(id)) {
+            Some(o) => Found::Open(o, c.engine.last_seq()),
+            None => match c.closed.get(id) {
+                Some((owner, view)) => Found::Closed(*owner, view.clone()),
+                None => Found::Gone,
+            },
         })
         .await?;
-    match live {
-        Some((o, _)) if o.account != p.account => Err(ApiError::NotFound("order")),
-        Some((o, seq)) => {
-            let mut view = OrderView::from_record(&o, seq);
-            view.fills = read::fills(&s.db, id).await?;
-            Ok(view)
+    let mut view = match found {
+        Found::Open(o, _) if o.account != p.account => return Err(ApiError::NotFound("order")),
+        Found::Closed(owner, _) if owner != p.account => return Err(ApiError::NotFound("order")),
+        Found::Open(o, seq) => OrderView::from_record(&o, seq),
+        Found::Closed(_, view) => view,
+        Found::Gone => {
+            return match read::order(&s.db, id).await? {
+                Some((owner, view)) if owner == p.account.0 => Ok(view),
+                _ => Err(ApiError::NotFound("order")),
+            };
         }
-        None => match read::order(&s.db, id).await? {
-            Some((owner, view)) if owner == p.account.0 => Ok(view),
-            _ => Err(ApiError::NotFound("order")),
-        },
+    };
+    let mut fills = read::fills(&s.db, id).await?;
+    for f in view.fills.drain(..) {
+        if !fills.iter().any(|k| k.trade_id == f.trade_id) {
+            fills.push(f);
+        }
     }
+    fills.sort_by_key(|f| f.trade_id);
+    view.fills = fills;
+    Ok(view)
 }
 
 /// `GET /v1/orders` parameters.
@@ -128,7 +163,14 @@ async fn list_orders(
     p: Principal,
     Query(q): Query<ListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
+    p.require(Scope::Trade)?;
     if let Some(coid) = q.client_order_id {
+        if q.limit.is_some() || q.before.is_some() {
+            return Err(ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "client_order_id finds one order; it takes no limit or before".into(),
+            });
+        }
         let orders = find_by_client_id(&s, &p, &coid)
             .await?
             .into_iter()
@@ -198,7 +240,10 @@ async fn find_by_client_id(
         None => read::order_id_by_client_id(&s.db, p.account.0, coid).await?,
     };
     match id {
-        Some(id) => load_order(s, p, id).await.map(Some),
+        Some(id) => match load_order(s, p, id).await {
+            Err(ApiError::NotFound(_)) => Ok(None),
+            other => other.map(Some),
+        },
         None => Ok(None),
     }
 }
@@ -224,11 +269,13 @@ async fn trace_order(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<u64>,
+    _: NoQuery,
 ) -> Result<Json<Trace>, ApiError> {
     let traced = workers::records::trace(&s.db, id).await?;
-    let owner = traced
-        .iter()
-        .any(|(w, _)| w.kind == "order" && w.account_id == p.account.0);
+    let owner = p.has(Scope::Trade)
+        && traced
+            .iter()
+            .any(|(w, _)| w.kind == "order" && w.account_id == p.account.0);
     if traced.is_empty() || !(owner || p.has(Scope::Audit)) {
         return Err(ApiError::NotFound("order"));
     }

@@ -29,7 +29,9 @@
 //! The server pings every 20 s and drops a client it has not heard from
 //! (not even a pong) for 60 s. A client may send at most 20 `op` messages
 //! per 10 s; more are answered `{"type": "error", "code": "rate_limited"}`
-//! and not applied.
+//! and not applied. A message over 16 KiB closes the session (1009); a
+//! binary message gets `{"type": "error", "code": "text_only"}`. An account
+//! may hold 16 sessions open per instance; the 17th upgrade is a 429.
 
 use axum::extract::State;
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
@@ -82,7 +84,20 @@ async fn upgrade(
         code: "websocket_upgrade_expected",
         detail: e.to_string(),
     })?;
-    Ok(ws.on_upgrade(move |socket| session(s, principal, socket)))
+    let slot = s
+        .hub
+        .open_session(principal.account.0)
+        .ok_or(ApiError::RateLimited {
+            retry_after_s: 1,
+            limit: crate::stream::SESSIONS_PER_ACCOUNT as u64,
+        })?;
+    Ok(ws
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            session(s, principal, socket).await;
+            drop(slot);
+        }))
 }
 
 /// A client's `op` message.
@@ -112,6 +127,8 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 const OPS_PER_WINDOW: u32 = 20;
 /// See [`OPS_PER_WINDOW`].
 const OPS_WINDOW: Duration = Duration::from_secs(10);
+/// The largest message (and frame) a client may send.
+const MAX_MESSAGE: usize = 16 * 1024;
 
 /// One connected client: subscriptions in, matching messages out.
 async fn session(s: AppState, p: Principal, socket: WebSocket) {
@@ -142,7 +159,25 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
                             apply(&s, &p, t.as_str(), &mut subs, &mut watch)
                         })
                     }
-                    Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+                    // Answer a close with a close (RFC 6455 §5.5.1): the
+                    // reply is queued by tungstenite and flushed here.
+                    Some(Ok(Frame::Close(_))) => {
+                        let _ = tx.close().await;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        // tungstenite's capacity error ("Space limit exceeded")
+                        // is the only one worth telling the client about.
+                        let code = if e.to_string().contains("Space limit") { 1009 } else { 1002 };
+                        let close = axum::extract::ws::CloseFrame { code, reason: "".into() };
+                        let _ = tx.send(Frame::Close(Some(close))).await;
+                        break;
+                    }
+                    None => break,
+                    Some(Ok(Frame::Binary(_))) => Some(
+                        json!({"type": "error", "code": "text_only",
+                               "detail": "send ops as text messages"}).to_string(),
+                    ),
                     Some(Ok(_)) => None,
                 }
             },

@@ -123,6 +123,28 @@ impl StreamConfig {
     }
 }
 
+/// The most WebSocket sessions one account may hold open on one instance.
+pub const SESSIONS_PER_ACCOUNT: usize = 16;
+
+/// One open session of an account; see [`Hub::open_session`].
+#[derive(Debug)]
+pub struct SessionSlot {
+    hub: Arc<Hub>,
+    account: u64,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut m = self.hub.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.account) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.account);
+            }
+        }
+    }
+}
+
 /// The in-process fan-out, and who listens to `orders`.
 #[derive(Debug)]
 pub struct Hub {
@@ -131,6 +153,8 @@ pub struct Hub {
     /// Accounts with an `orders` subscription here → (sessions, subscribed
     /// since, µs): the progress poller reads only their workflows.
     accounts: Mutex<HashMap<u64, (usize, i64)>>,
+    /// Sessions open per account (see [`Hub::open_session`]).
+    sessions: Mutex<HashMap<u64, usize>>,
     /// This instance's id: messages it published come back from Redis with it.
     pub instance: String,
 }
@@ -140,6 +164,7 @@ impl Default for Hub {
         Hub {
             tx: broadcast::channel(HUB_BUFFER).0,
             accounts: Mutex::default(),
+            sessions: Mutex::default(),
             instance: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -159,6 +184,21 @@ impl Hub {
     /// Every message from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outbound>> {
         self.tx.subscribe()
+    }
+
+    /// Counts a WebSocket session of `account` until the guard drops; `None`
+    /// when the account already has [`SESSIONS_PER_ACCOUNT`] open here.
+    pub fn open_session(self: &Arc<Hub>, account: u64) -> Option<SessionSlot> {
+        let mut m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(account).or_default();
+        if *n >= SESSIONS_PER_ACCOUNT {
+            return None;
+        }
+        *n += 1;
+        Some(SessionSlot {
+            hub: self.clone(),
+            account,
+        })
     }
 
     /// Registers an `orders` subscriber of `account` until the guard drops.

@@ -5,6 +5,26 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use workers::steps::persist::close_status;
 
+/// Decimals in an order's answer are written without trailing zeros, so the
+/// same quantity reads the same whether the engine or the database (which
+/// keeps the column's scale) supplied it: `"0"`, `"0.5"`, `"50000"`.
+mod plain {
+    use rust_decimal::Decimal;
+    use serde::{Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        Serialize::serialize(&d.normalize(), s)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+            Serialize::serialize(&d.map(|d| d.normalize()), s)
+        }
+    }
+}
+
 /// An order's state with its fills.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderView {
@@ -20,14 +40,18 @@ pub struct OrderView {
     #[serde(rename = "type")]
     pub order_type: String,
     /// The limit price.
+    #[serde(with = "plain::option")]
     pub price: Option<Decimal>,
     /// Filled plus open.
+    #[serde(with = "plain")]
     pub quantity: Decimal,
     /// `open`, `partially_filled`, `filled`, `cancelled`, `expired` or `self_trade_prevented`.
     pub status: String,
     /// Filled so far.
+    #[serde(with = "plain")]
     pub filled: Decimal,
     /// Still open in the book (0 once closed).
+    #[serde(with = "plain")]
     pub remaining: Decimal,
     /// The fills known to this answer.
     pub fills: Vec<Fill>,
@@ -43,10 +67,13 @@ pub struct Fill {
     /// The trade.
     pub trade_id: u64,
     /// The maker's price.
+    #[serde(with = "plain")]
     pub price: Decimal,
     /// The base quantity.
+    #[serde(with = "plain")]
     pub quantity: Decimal,
     /// The fee this order paid, in the quote asset.
+    #[serde(with = "plain")]
     pub fee: Decimal,
     /// `maker` or `taker`.
     pub liquidity: &'static str,
@@ -80,8 +107,7 @@ impl Fill {
             trade_id: t.trade_id.0,
             price: t.price.value(),
             quantity: t.quantity.value(),
-            // Fees carry the asset's full internal scale; show them as written.
-            fee: (if maker { t.maker_fee } else { t.taker_fee }).normalize(),
+            fee: if maker { t.maker_fee } else { t.taker_fee },
             liquidity: if maker { "maker" } else { "taker" },
         }
     }

@@ -18,7 +18,7 @@ impl Engine {
     }
 
     /// How many of `lots` a market buy with `budget` can pay for at `ticks`.
-    fn affordable(&self, m: usize, ticks: u64, lots: u64, budget: i128) -> u64 {
+    pub(super) fn affordable(&self, m: usize, ticks: u64, lots: u64, budget: i128) -> u64 {
         match self.lot_cost(m, ticks) {
             Some(c) if c > 0 => lots.min(u64::try_from(budget / c).unwrap_or(u64::MAX)),
             _ => 0,

@@ -55,6 +55,8 @@ pub struct Engine {
     next_order_id: u64,
     /// The id the next trade gets.
     next_trade_id: u64,
+    /// The orders the last `apply` closed, as they stood when they closed.
+    closed: Vec<OrderRecord>,
 }
 
 impl Engine {
@@ -99,11 +101,13 @@ impl Engine {
             last_seq: 0,
             next_order_id: 1,
             next_trade_id: 1,
+            closed: Vec::new(),
         })
     }
 
     /// Applies one command at time `ts` (microseconds). On `Err` nothing changed.
     pub fn apply(&mut self, cmd: Command, ts: u64) -> Result<Vec<Event>, Reject> {
+        self.closed.clear();
         let mut out = Vec::new();
         match cmd {
             Command::Place(order) => self.place(order, ts, &mut out)?,
@@ -235,6 +239,13 @@ impl Engine {
         (0..self.specs.len())
             .flat_map(|m| self.books[m].orders().map(move |n| self.record(m, n)))
             .collect()
+    }
+
+    /// The orders the last [`Engine::apply`] closed (filled, cancelled,
+    /// expired…), as they stood just before: once closed an order leaves the
+    /// engine, and this is the last look at its record.
+    pub fn closed_by_last_apply(&self) -> &[OrderRecord] {
+        &self.closed
     }
 
     /// The number of open orders.

@@ -54,6 +54,8 @@ impl Engine {
         ts: u64,
         out: &mut Vec<Event>,
     ) {
+        let record = self.record(m, &node);
+        self.closed.push(record);
         let (asset, scale) = self.hold_asset(m, node.side);
         self.ledger.release(node.account, asset, node.hold);
         let kind = EventKind::OrderClosed {

@@ -58,6 +58,15 @@ impl Engine {
         if hold > available || hold <= 0 {
             return Err(Reject::InsufficientFunds);
         }
+        // A market buy that cannot pay for one lot at the best ask would
+        // only expire unfilled: refuse it, as a limit order short of funds is.
+        if o.side == Side::Buy
+            && o.order_type == OrderType::Market
+            && let Some((best, _)) = self.books[m].best_head(Side::Sell)
+            && self.affordable(m, best, 1, hold) == 0
+        {
+            return Err(Reject::InsufficientFunds);
+        }
         let mut taker = Node::new(
             OrderId(self.next_order_id),
             o.account,

@@ -7,6 +7,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ParseError;
 
+/// Parses a decimal string exactly: digits with an optional `-` and an
+/// optional fraction (`"101.25"`, `"-3"`, `"0.5"`) — no exponent, `+`,
+/// `_`, or bare `.`; and never rounded, so a value with more significant
+/// digits than a 96-bit decimal holds (≈ 28) is an error, not a nearby number.
+pub fn parse_exact(what: &'static str, s: &str) -> Result<Decimal, ParseError> {
+    let bad = |why: &'static str| ParseError::Decimal {
+        what,
+        value: s.chars().take(80).collect(),
+        why,
+    };
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        return Err(bad(
+            "not a decimal number (digits, optionally one '.' and more digits)",
+        ));
+    }
+    Decimal::from_str_exact(s).map_err(|_| bad("too many digits to hold exactly"))
+}
+
 macro_rules! positive_decimal {
     ($ty:ident, $what:literal) => {
         impl $ty {
@@ -24,11 +48,7 @@ macro_rules! positive_decimal {
 
             /// Parses a decimal string such as `"101.25"`; it must be strictly positive.
             pub fn parse(s: &str) -> Result<$ty, ParseError> {
-                let value: Decimal = s.parse().map_err(|_| ParseError::Decimal {
-                    what: $what,
-                    value: s.chars().take(80).collect(),
-                })?;
-                $ty::new(value)
+                $ty::new(parse_exact($what, s)?)
             }
 
             /// The exact value.
@@ -68,6 +88,31 @@ positive_decimal!(Quantity, "quantity");
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn decimals_parse_exactly_or_not_at_all() {
+        assert_eq!(parse_exact("amount", "0.5").unwrap(), dec!(0.5));
+        assert_eq!(parse_exact("amount", "-3").unwrap(), dec!(-3));
+        assert_eq!(
+            parse_exact("amount", "0.0000000000000000000000000001").unwrap(),
+            dec!(0.0000000000000000000000000001)
+        );
+        for bad in [
+            "", "1e5", "1E5", "+1", "1_000", ".5", "7.", "-", "1.2.3", " 1", "0x10", "NaN",
+        ] {
+            assert!(parse_exact("amount", bad).is_err(), "{bad:?} parsed");
+        }
+        // Would round: 29 significant digits, or beyond 28 decimal places.
+        for lossy in [
+            "0.09999999999999999999999999999",
+            "90000.0000000000000000000000001",
+            "0.00000000000000000000000000001",
+            "99999999999999999999999999999",
+        ] {
+            let e = parse_exact("amount", lossy).unwrap_err().to_string();
+            assert!(e.contains("too many digits"), "{lossy}: {e}");
+        }
+    }
 
     #[test]
     fn prices_must_be_strictly_positive() {

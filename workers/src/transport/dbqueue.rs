@@ -129,7 +129,7 @@ impl DbQueue {
     /// Sets up apalis' tables (its migrations only, see the module docs).
     pub async fn setup(db: &Db) -> Result<DbQueue> {
         match db {
-            Db::Lite(pool) => {
+            Db::Lite(pool, _) => {
                 let mut m = apalis_sqlite::SqliteStorage::<()>::migrations();
                 m.dangerous_set_table_name("_apalis_migrations");
                 m.run(pool)
@@ -152,7 +152,7 @@ impl DbQueue {
     /// hand-off of the same batch a no-op.
     pub async fn push(&self, tx: &mut Tx, job: &StepJob, delay_ms: u64) -> Result<()> {
         match tx {
-            Tx::Lite(_) => {
+            Tx::Lite(..) => {
                 let body = serde_json::to_vec(job).context("Failed to encode a job")?;
                 let id = ulid::Ulid::generate().to_string();
                 let key = job.idempotency_key();
@@ -210,7 +210,7 @@ impl DbQueue {
                 )
                 .await?
             }
-            Tx::Lite(_) => {
+            Tx::Lite(..) => {
                 tx.rows(
                     "select id, cast(job as text) from Jobs \
                      where job_type = $1 and status = 'Pending' and run_at <= $2 \
@@ -257,7 +257,7 @@ impl DbQueue {
                  where id in ({})",
                 marks.join(", ")
             ),
-            Tx::Lite(_) => format!(
+            Tx::Lite(..) => format!(
                 "update Jobs set status = 'Done', done_at = strftime('%s', 'now'), last_result = $1 \
                  where id in ({})",
                 marks.join(", ")
@@ -272,7 +272,7 @@ impl DbQueue {
     /// Moves a failed job's next run to `after_ms` from now.
     async fn defer(&self, task_id: &str, after_ms: u64) -> Result<()> {
         match &self.db {
-            Db::Lite(_) => {
+            Db::Lite(..) => {
                 let run_at = chrono::Utc::now().timestamp() + after_ms.div_ceil(1000) as i64;
                 self.db
                     .exec(
@@ -399,7 +399,7 @@ pub async fn run_workers(
             }};
         }
         monitor = match db {
-            Db::Lite(pool) => register!(apalis_sqlite, SqliteStorage, pool),
+            Db::Lite(pool, _) => register!(apalis_sqlite, SqliteStorage, pool),
             Db::Pg(pool) => register!(apalis_postgres, PostgresStorage, pool),
         };
     }

@@ -38,7 +38,7 @@ impl Transport {
                     let rows = records::workflow_rows(wfs, now_us())?;
                     return q.accept_pg(db, &rows, &job).await;
                 }
-                let mut tx = db.begin().await?;
+                let mut tx = db.begin_in(crate::db::Lane::Urgent).await?;
                 records::insert_workflows(&mut tx, wfs, now_us()).await?;
                 q.push(&mut tx, &job, 0).await?;
                 tx.commit().await

@@ -169,6 +169,26 @@ fn a_market_buy_spends_at_most_the_available_quote_and_releases_the_rest() {
 }
 
 #[test]
+fn a_market_buy_that_cannot_pay_for_one_lot_is_refused() {
+    let mut e = Engine::new(config());
+    for (account, asset, amount) in [(BOB, usd(), dec!(0.1)), (ALICE, btc(), dec!(1))] {
+        let deposit = Command::Deposit {
+            account,
+            asset,
+            amount,
+        };
+        e.apply(deposit, 1).unwrap();
+    }
+    rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
+    // One lot of 0.001 at 100 costs 0.1 plus the taker fee: 0.1 is short.
+    let seq = e.last_seq();
+    let r = place(&mut e, market_order(BOB, Side::Buy, "1"));
+    assert_eq!(r, Err(Reject::InsufficientFunds));
+    assert_eq!(e.last_seq(), seq, "a rejection consumes no sequence number");
+    assert_eq!(avail(&e, BOB, usd()), dec!(0.1));
+}
+
+#[test]
 fn a_market_sell_into_an_empty_book_expires_unfilled() {
     let mut e = funded();
     let ev = place(&mut e, market_order(ALICE, Side::Sell, "1")).unwrap();

@@ -4,7 +4,8 @@
 //!
 //! - [`app`]: building the intake and running it (`clearway up` / `serve`);
 //! - [`host`]: the engine host — one task owns the engine, batches commands,
-//!   group-commits them to the transport, and only then replies;
+//!   group-commits them to the transport, and only then replies; it keeps
+//!   recently closed orders readable until persist has recorded them;
 //! - [`http`]: the route lists (`orders`, `markets`, `funds`, `ws`, `openapi`,
 //!   `health`) merged in one place; the OpenAPI document;
 //! - [`stream`]: WebSocket market data and order updates, Redis fan-out and
@@ -15,7 +16,7 @@
 //! - [`ratelimit`]: per-account and global token buckets;
 //! - [`metrics`]: Prometheus counters;
 //! - [`error`]: [`ApiError`] → RFC 9457 problem+json; [`extract`]: extractors
-//!   whose rejections are [`ApiError`]s.
+//!   whose rejections are [`ApiError`]s (JSON bodies, queries, paths, none).
 
 pub mod app;
 pub mod auth;

@@ -4,7 +4,8 @@
 //! (persist → settle → publish → archive) whose steps run on queue-backed
 //! workers, idempotently, with retries and a dead-letter path.
 //!
-//! - [`db`]: one SQL text for PostgreSQL and SQLite (`Db`, `Tx`, `Arg`, `Row`);
+//! - [`db`]: one SQL text for PostgreSQL and SQLite (`Db`, `Tx`, `Arg`, `Row`;
+//!   SQLite writers queue in-process, the intake first: `WriteQueue`);
 //! - [`workflow`]: the definition — steps, kinds, states, retry policy, input;
 //! - [`records`]: workflow state and the append-only attempt history;
 //! - [`steps`]: the four steps, a file each (`persist`, `settle`, `publish`, `archive`);

@@ -249,6 +249,9 @@ impl AuthConfig {
     }
 }
 
+/// The largest account id: ids are stored as signed 64-bit integers.
+pub const MAX_ACCOUNT: u64 = i64::MAX as u64;
+
 /// An account id written canonically: decimal digits, no sign, no leading
 /// zero — so `"01002"` and `"+1002"` never alias account 1002.
 pub fn account_id(s: &str) -> Option<u64> {

@@ -30,14 +30,17 @@ pub enum ApiError {
     /// 405: the path exists but not with this method (see `Allow`).
     #[error("this path does not accept that method; see the Allow header")]
     MethodNotAllowed,
+    /// 408: the request body did not arrive in time.
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     /// 409: `client_order_id` reused with different parameters.
     #[error("client_order_id {0:?} was already used with different parameters")]
     ClientOrderIdConflict(String),
     /// 413: the body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge,
-    /// 415: the body is not `application/json`.
-    #[error("expected a request with Content-Type: application/json")]
+    /// 415: the body is not `application/json`, or is encoded (gzip, …).
+    #[error("expected a request with Content-Type: application/json and no Content-Encoding")]
     UnsupportedMediaType,
     /// 422: the body is JSON but a field is missing, unknown or invalid.
     #[error("{detail}")]
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::ClientOrderIdConflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::ClientOrderIdConflict(_) => "client_order_id_conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",

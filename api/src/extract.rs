@@ -23,8 +23,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !declares_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = bytes::Bytes::from_request(req, state)
+        let limit = crate::http::BODY_READ_TIMEOUT;
+        let body = tokio::time::timeout(limit, bytes::Bytes::from_request(req, state))
             .await
+            .map_err(|_| ApiError::RequestTimeout(limit.as_secs()))?
             .map_err(|r| match r.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
                 _ => ApiError::BadRequest {
@@ -36,8 +38,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// `application/json` or `application/<anything>+json`, any parameters.
+/// `application/json` or `application/<anything>+json`, any parameters, and
+/// not compressed (a gzip body would otherwise be parsed as if plain).
 fn declares_json(headers: &HeaderMap) -> bool {
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let transfer_coded = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .any(|t| !t.trim().eq_ignore_ascii_case("chunked"));
+    if encoded || transfer_coded {
+        return false;
+    }
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -270,3 +270,24 @@ async fn an_account_may_hold_only_so_many_websocket_sessions() {
     }
     assert!(again.is_some(), "the freed slot is usable again");
 }
+
+#[tokio::test]
+async fn the_orders_channel_needs_the_trade_scope() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    let operator = format!("{url}?token={}", token(SELLER, &["operate", "audit"]));
+    let (mut stream, _) = tokio_tungstenite::connect_async(operator).await.unwrap();
+    let op = r#"{"op":"subscribe","channels":["orders"]}"#;
+    stream.send(Message::Text(op.into())).await.unwrap();
+    let answer = stream.next().await.unwrap().unwrap();
+    let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(answer["code"], "forbidden", "{answer}");
+    // Market data needs no scope beyond a valid token.
+    let op = r#"{"op":"subscribe","channels":["trades:BTC-USD"]}"#;
+    stream.send(Message::Text(op.into())).await.unwrap();
+    let answer = stream.next().await.unwrap().unwrap();
+    let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+}

@@ -105,6 +105,7 @@ async fn decimals_are_taken_exactly_or_refused() {
         (1003, "1e3", "invalid_amount"),
         (0, "5", "reserved_account"),
         (1, "5", "reserved_account"),
+        (u64::MAX, "5", "invalid_account"),
     ] {
         let res = app
             .client
@@ -155,6 +156,9 @@ async fn a_query_string_on_a_route_without_parameters_is_400() {
         "/v1/markets?x=1",
         "/v1/orders/1?verbose=true",
         "/v1/orders?client_order_id=a&limit=0",
+        "/healthz?x=1",
+        "/metrics?x=1",
+        "/v1/openapi.json?x=1",
     ] {
         let res = app.get(SELLER, path).send().await.unwrap();
         assert_problem(res, 400, "invalid_query").await;
@@ -210,4 +214,27 @@ async fn unknown_methods_do_not_grow_the_metrics() {
         ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn an_encoded_body_is_refused_not_misread() {
+    let app = spawn_app().await;
+    let before = app.workflow_count().await;
+    for (name, value) in [
+        ("content-encoding", "gzip"),
+        ("transfer-encoding", "gzip, chunked"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(token(SELLER, &["trade"]))
+            .header("content-type", "application/json")
+            .header(name, value)
+            .body(limit_sell("50000", "1").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 415, "unsupported_media_type").await;
+    }
+    assert_eq!(app.workflow_count().await, before);
 }

@@ -114,6 +114,14 @@ pub async fn replay(
         .first()
         .with_context(|| format!("no workflow {workflow_id}"))?;
     let (state, current) = (row.text(0)?, row.text(1)?);
+    // A completed workflow has every step done and recorded: running one
+    // again would publish its events twice and leave it waiting on a
+    // hand-off its idempotent step does not make. Only dead or stuck ones.
+    anyhow::ensure!(
+        state != "completed",
+        "workflow {workflow_id} is completed: every step is done and recorded, nothing to replay \
+         (replay is for dead or stuck workflows; see `ops workflows --state dead` or `--stuck-after-secs`)"
+    );
     let step = match step {
         Some(s) => s,
         None => Step::parse(&current).context("the workflow's step is unknown")?,

@@ -95,6 +95,12 @@ async fn move_funds(
         Asset::parse(&req.asset).map_err(|e| ApiError::invalid("invalid_asset", e.to_string()))?;
     let amount = pipeline::parse_exact("amount", &req.amount)
         .map_err(|e| ApiError::invalid("invalid_amount", e.to_string()))?;
+    if req.account_id > crate::auth::MAX_ACCOUNT {
+        return Err(ApiError::invalid(
+            "invalid_account",
+            format!("account ids go up to {}", crate::auth::MAX_ACCOUNT),
+        ));
+    }
     if crate::auth::is_reserved(req.account_id) {
         return Err(ApiError::invalid(
             "reserved_account",

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::Access::Public;
 use super::{AppState, Route, route};
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{Json, NoQuery};
 use crate::read;
 
 /// The routes.
@@ -21,7 +21,7 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 /// The process is up.
-async fn healthz() -> Json<serde_json::Value> {
+async fn healthz(_: NoQuery) -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
@@ -29,7 +29,10 @@ async fn healthz() -> Json<serde_json::Value> {
 /// body says `"redis": "ok"` or `"down"`; Redis down does not make the
 /// intake unready (it is a cache and a fan-out, never on the order path).
 #[tracing::instrument(skip(s))]
-async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn readyz(
+    State(s): State<AppState>,
+    _: NoQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
     if !(s.host.is_ready() && read::ping(&s.db).await) {
         return Err(ApiError::Unavailable);
     }
@@ -41,7 +44,7 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
 }
 
 /// Prometheus text.
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(s): State<AppState>, _: NoQuery) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -20,7 +20,6 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use pipeline::Market;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use workers::db::Db;
 
@@ -35,7 +34,7 @@ use crate::stream::redis::RedisLink;
 /// The largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// A request body must arrive within this time of its headers.
+/// A request body must arrive whole within this time of its headers.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What handlers share.
@@ -141,7 +140,6 @@ pub fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(axum::middleware::from_fn(announced_too_large))
         .layer(from_fn_with_state(metrics, count))
         .layer(TraceLayer::new_for_http())

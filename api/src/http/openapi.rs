@@ -17,6 +17,6 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 /// The document, as written.
-async fn document() -> impl IntoResponse {
+async fn document(_: crate::extract::NoQuery) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], DOCUMENT)
 }

@@ -146,7 +146,7 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
             frame = incoming.next() => {
                 heard = tokio::time::Instant::now();
                 match frame {
-                    Some(Ok(Frame::Text(t))) => {
+                    Some(Ok(frame @ (Frame::Text(_) | Frame::Binary(_)))) => {
                         if window.elapsed() >= OPS_WINDOW {
                             (window, ops) = (tokio::time::Instant::now(), 0);
                         }
@@ -155,8 +155,11 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
                             json!({"type": "error", "code": "rate_limited",
                                    "detail": format!("at most {OPS_PER_WINDOW} ops per {}s", OPS_WINDOW.as_secs())})
                                 .to_string()
-                        } else {
+                        } else if let Frame::Text(t) = frame {
                             apply(&s, &p, t.as_str(), &mut subs, &mut watch)
+                        } else {
+                            json!({"type": "error", "code": "text_only",
+                                   "detail": "send ops as text messages"}).to_string()
                         })
                     }
                     // Answer a close with a close (RFC 6455 §5.5.1): the
@@ -174,10 +177,6 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
                         break;
                     }
                     None => break,
-                    Some(Ok(Frame::Binary(_))) => Some(
-                        json!({"type": "error", "code": "text_only",
-                               "detail": "send ops as text messages"}).to_string(),
-                    ),
                     Some(Ok(_)) => None,
                 }
             },
@@ -222,6 +221,15 @@ fn apply(
     };
     if let Some(bad) = op.channels.iter().find(|c| !known(s, c)) {
         return error("unknown_channel", format!("no channel {bad:?}"));
+    }
+    if op.op == "subscribe"
+        && op.channels.iter().any(|c| c == "orders")
+        && !p.has(crate::auth::Scope::Trade)
+    {
+        return error(
+            "forbidden",
+            "the orders channel needs the trade scope".into(),
+        );
     }
     match op.op.as_str() {
         "subscribe" => subs.extend(op.channels),

@@ -305,6 +305,21 @@ async fn a_dead_workflow_redriven_by_an_operator_completes_once(
         )
         .await?;
     assert_eq!(bal[0].dec(0)?, dec("42"));
+    // Completed now: a second replay is refused and changes nothing.
+    let refused = workers::ops::replay(&app.services, wf.id, None).await;
+    let e = format!(
+        "{:#}",
+        refused.expect_err("a completed workflow is not replayed")
+    );
+    assert!(e.contains("is completed"), "{e}");
+    let state = app
+        .db()
+        .rows(
+            "select state from workflows where id = $1",
+            &[workers::db::Arg::I64(wf.id as i64)],
+        )
+        .await?;
+    assert_eq!(state[0].text(0)?, "completed");
     app.stop_workers().await
 }
 per_transport!(a_dead_workflow_redriven_by_an_operator_completes_once);

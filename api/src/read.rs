@@ -91,25 +91,44 @@ pub async fn orders(
 /// An order's fills, in trade order.
 #[tracing::instrument(skip(db))]
 pub async fn fills(db: &Db, order_id: u64) -> Result<Vec<Fill>> {
-    let rows = db
-        .rows(
-            "select trade_id, price, quantity, maker_order_id, maker_fee, taker_fee from trades \
-             where maker_order_id = $1 or taker_order_id = $1 order by trade_id",
-            &[Arg::I64(order_id as i64)],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            let maker = r.i64(3)? as u64 == order_id;
-            Ok(Fill {
+    Ok(fills_of(db, &[order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default())
+}
+
+/// The fills of each of `order_ids` (at most a page of them), in trade order.
+pub async fn fills_of(
+    db: &Db,
+    order_ids: &[u64],
+) -> Result<std::collections::HashMap<u64, Vec<Fill>>> {
+    let mut out: std::collections::HashMap<u64, Vec<Fill>> = Default::default();
+    if order_ids.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
+    let ids = ids.join(", ");
+    let sql = format!(
+        "select trade_id, price, quantity, maker_order_id, taker_order_id, maker_fee, taker_fee \
+         from trades where maker_order_id in ({ids}) or taker_order_id in ({ids}) order by trade_id"
+    );
+    let args: Vec<Arg> = order_ids.iter().map(|id| Arg::I64(*id as i64)).collect();
+    for r in db.rows(&sql, &args).await? {
+        let (maker, taker) = (r.i64(3)? as u64, r.i64(4)? as u64);
+        for (id, is_maker) in [(maker, true), (taker, false)] {
+            if !order_ids.contains(&id) {
+                continue;
+            }
+            out.entry(id).or_default().push(Fill {
                 trade_id: r.i64(0)? as u64,
                 price: r.dec(1)?,
                 quantity: r.dec(2)?,
-                fee: if maker { r.dec(4)? } else { r.dec(5)? },
-                liquidity: if maker { "maker" } else { "taker" },
-            })
-        })
-        .collect()
+                fee: if is_maker { r.dec(5)? } else { r.dec(6)? },
+                liquidity: if is_maker { "maker" } else { "taker" },
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A public trade.

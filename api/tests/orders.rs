@@ -67,6 +67,24 @@ async fn a_crossing_limit_order_fills_at_the_resting_price_and_both_workflows_co
         .await
         .unwrap();
     assert_eq!(dec(&book["asks"][0]["quantity"]), Decimal::new(3, 1));
+    // The list carries each order's fills, as the single read does.
+    let page: Value = app
+        .get(SELLER, "/v1/orders")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = page["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["order_id"] == maker_id)
+        .expect("the maker is listed")
+        .clone();
+    assert_eq!(listed["fills"], resting["fills"], "{listed}");
+    assert_eq!(listed["fills"][0]["liquidity"], "maker");
 }
 
 #[tokio::test]

@@ -188,6 +188,11 @@ async fn list_orders(
         });
     }
     let mut orders = read::orders(&s.db, p.account.0, q.before, limit).await?;
+    let ids: Vec<u64> = orders.iter().map(|o| o.order_id).collect();
+    let mut fills = read::fills_of(&s.db, &ids).await?;
+    for o in &mut orders {
+        o.fills = fills.remove(&o.order_id).unwrap_or_default();
+    }
     overlay_live(&s, &mut orders).await?;
     let next_before = (orders.len() == limit as usize)
         .then(|| orders.last().map(|o| o.order_id))

@@ -53,15 +53,7 @@ async fn probes_need_no_token() {
             .status(),
         200
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("clearway_engine_commits_total"),
         "{metrics}"

@@ -89,15 +89,7 @@ async fn with_redis_down_an_order_still_gets_202_and_readyz_says_redis_down() {
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["redis"], "down", "{body}");
     app.wait_until("a publish failure is counted", || async {
-        let m = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = app.metrics().await;
         m.lines().any(|l| {
             l.strip_prefix("clearway_redis_publish_failures_total ")
                 .is_some_and(|n| n != "0")

@@ -208,6 +208,23 @@ impl TestApp {
             .json(body)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await;
+        res.expect("a response").text().await.expect("a text body")
+    }
+
+    /// `GET path` as `account` (scope `trade`), its JSON body.
+    pub async fn get_json(&self, account: u64, path: &str) -> Value {
+        self.get(account, path)
+            .send()
+            .await
+            .expect("a response")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn place(&self, account: u64, body: Value) -> Response {
         self.post(account, "/v1/orders", &body)
             .send()

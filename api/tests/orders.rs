@@ -49,33 +49,16 @@ async fn a_crossing_limit_order_fills_at_the_resting_price_and_both_workflows_co
     .await;
 
     let resting: Value = app
-        .get(SELLER, &format!("/v1/orders/{maker_id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(SELLER, &format!("/v1/orders/{maker_id}"))
+        .await;
     assert_eq!(resting["status"], "partially_filled");
     assert_eq!(dec(&resting["remaining"]), Decimal::new(3, 1));
     let book: Value = app
-        .get(BUYER, "/v1/markets/BTC-USD/book?depth=5")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(BUYER, "/v1/markets/BTC-USD/book?depth=5")
+        .await;
     assert_eq!(dec(&book["asks"][0]["quantity"]), Decimal::new(3, 1));
     // The list carries each order's fills, as the single read does.
-    let page: Value = app
-        .get(SELLER, "/v1/orders")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json(SELLER, "/v1/orders").await;
     let listed = page["orders"]
         .as_array()
         .unwrap()
@@ -157,22 +140,12 @@ async fn a_client_order_id_retry_returns_the_same_order_and_a_conflicting_reuse_
     .await;
 
     let found: Value = app
-        .get(SELLER, "/v1/orders?client_order_id=retry-1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(SELLER, "/v1/orders?client_order_id=retry-1")
+        .await;
     assert_eq!(found["orders"][0]["order_id"], first["order_id"]);
     let other: Value = app
-        .get(BUYER, "/v1/orders?client_order_id=retry-1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(BUYER, "/v1/orders?client_order_id=retry-1")
+        .await;
     assert_eq!(other["orders"].as_array().unwrap().len(), 0);
 }
 
@@ -196,14 +169,7 @@ async fn a_cancel_releases_the_hold_and_answers_cancelled() {
     assert_eq!(res.status(), 202);
     let cancelled: Value = res.json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled");
-    let balances: Value = app
-        .get(BUYER, "/v1/balances")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let balances: Value = app.get_json(BUYER, "/v1/balances").await;
     assert_eq!(dec(&balances["balances"]["USD"]["held"]), Decimal::ZERO);
 }
 
@@ -226,14 +192,7 @@ async fn a_deposit_needs_the_operate_scope() {
         .await
         .unwrap();
     assert_eq!(res.status(), 202);
-    let balances: Value = app
-        .get(PAUPER, "/v1/balances")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let balances: Value = app.get_json(PAUPER, "/v1/balances").await;
     assert_eq!(
         dec(&balances["balances"]["USD"]["available"]),
         Decimal::new(2505, 1)
@@ -291,14 +250,7 @@ async fn a_closed_order_reads_back_at_once_and_cannot_be_cancelled_again() {
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["status"], "cancelled");
     assert_problem(cancel().await.unwrap(), 422, "order_not_open").await;
-    let got: Value = app
-        .get(SELLER, &format!("/v1/orders/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(SELLER, &format!("/v1/orders/{id}")).await;
     assert_eq!(got["status"], "cancelled");
     assert_eq!(
         got["filled"], "0",

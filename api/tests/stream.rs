@@ -17,13 +17,8 @@ fn levels(v: &Value) -> BTreeMap<Decimal, Decimal> {
 
 async fn snapshot(app: &TestApp) -> (u64, Book) {
     let b: Value = app
-        .get(BUYER, "/v1/markets/BTC-USD/book?depth=500")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(BUYER, "/v1/markets/BTC-USD/book?depth=500")
+        .await;
     let seq = b["sequence"].as_u64().expect("a sequence");
     (seq, (levels(&b["bids"]), levels(&b["asks"])))
 }
@@ -136,15 +131,7 @@ async fn a_websocket_client_syncs_the_book_from_diffs_and_sees_its_orders_progre
         ["persisted", "settled", "published", "archived"]
     );
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("clearway_ws_clients 1"), "{metrics}");
 }
 

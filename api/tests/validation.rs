@@ -198,15 +198,7 @@ async fn unknown_methods_do_not_grow_the_metrics() {
             .await
             .unwrap();
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(!text.contains("FOO"), "{text}");
     assert!(
         text.contains(

@@ -61,15 +61,16 @@ pub async fn drain(services: &Services, within: Duration) -> Result<()> {
 
 /// Rebuilds the engine from the journal.
 pub async fn rebuild(db: &Db, config: EngineConfig) -> Result<Engine> {
-    rebuild_with(db, config, |_| {}).await
+    rebuild_with(db, config, |_, _| {}).await
 }
 
 /// Rebuilds the engine from the journal, handing every replayed workflow to
-/// `on_replayed` (the intake rebuilds its client order id index this way).
+/// `on_replayed` with the engine just after it (the intake rebuilds its
+/// client order id index and its recently closed orders this way).
 pub async fn rebuild_with(
     db: &Db,
     config: EngineConfig,
-    mut on_replayed: impl FnMut(&WorkflowInput),
+    mut on_replayed: impl FnMut(&WorkflowInput, &Engine),
 ) -> Result<Engine> {
     let mut engine = Engine::try_new(config).context("invalid engine configuration")?;
     let mut after = 0i64;
@@ -112,7 +113,7 @@ pub async fn rebuild_with(
                     "workflow {after}: replay produced different events than were accepted; the journal is inconsistent ({detail})"
                 );
             }
-            on_replayed(&wf);
+            on_replayed(&wf, &engine);
         }
     }
     Ok(engine)

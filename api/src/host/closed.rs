@@ -1,8 +1,10 @@
 //! Orders that closed recently. A closed order leaves the engine at once,
 //! but reaches the `orders` table only when the persist step has run; in
 //! between, reads answer from here, so an order that got a 202 is never a
-//! 404. Bounded: the oldest entries go first (by then persist has long run,
-//! unless the workers are down — then a read may 404 until they catch up).
+//! 404. Rebuilt with the engine when it replays the journal, so a restart
+//! does not reopen the gap. Bounded: the oldest entries go first (by then
+//! persist has long run, unless the workers are down — then a read may 404
+//! until they catch up).
 
 use pipeline::{AccountId, Event};
 use std::collections::{HashMap, VecDeque};

@@ -262,19 +262,21 @@ impl Host {
 async fn rebuild(services: workers::config::Services) -> Result<Core> {
     workers::recovery::drain(&services, Duration::from_secs(60)).await?;
     let db = services.db;
-    // One pass over the journal rebuilds both the engine and the index of
-    // client order ids.
+    // One pass over the journal rebuilds the engine, the index of client
+    // order ids and the recently closed orders.
     let mut client_ids = ClientIds::default();
-    let engine = workers::recovery::rebuild_with(&db, engine_config(), |wf| {
+    let mut closed = super::RecentlyClosed::default();
+    let engine = workers::recovery::rebuild_with(&db, engine_config(), |wf, engine| {
         if let pipeline::Command::Place(order) = &wf.command {
             client_ids.record(order, &wf.events);
         }
+        closed.record(engine.closed_by_last_apply(), &wf.events);
     })
     .await?;
     Ok(Core {
         engine,
         client_ids,
-        closed: Default::default(),
+        closed,
     })
 }
 

@@ -168,7 +168,7 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after {DRAIN:?}; closing them");
+        tracing::warn!("connections still open after {DRAIN:?}; no longer waiting for them");
     }
     Ok(())
 }

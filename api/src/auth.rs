@@ -253,11 +253,14 @@ impl AuthConfig {
 pub const MAX_ACCOUNT: u64 = i64::MAX as u64;
 
 /// An account id written canonically: decimal digits, no sign, no leading
-/// zero — so `"01002"` and `"+1002"` never alias account 1002.
+/// zero — so `"01002"` and `"+1002"` never alias account 1002 — and at
+/// most [`MAX_ACCOUNT`].
 pub fn account_id(s: &str) -> Option<u64> {
     let canonical =
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-    canonical.then(|| s.parse().ok()).flatten()
+    // Parsed as i64, so an id above MAX_ACCOUNT is refused too.
+    let id: i64 = s.parse().ok().filter(|_| canonical)?;
+    Some(id as u64)
 }
 
 /// Accounts no client acts as and no operator funds directly: 0 stands for

@@ -122,9 +122,10 @@ const COUNTED: [Method; 7] = [
 /// Middleware: counts every request by its route template.
 pub async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = match COUNTED.iter().find(|m| *m == req.method()) {
-        Some(m) => m.clone(),
-        None => Method::from_bytes(b"OTHER").unwrap_or_default(),
+    let method = if COUNTED.contains(req.method()) {
+        req.method().clone()
+    } else {
+        Method::from_bytes(b"OTHER").unwrap_or_default()
     };
     let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);

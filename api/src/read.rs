@@ -106,8 +106,7 @@ pub async fn fills_of(
     if order_ids.is_empty() {
         return Ok(out);
     }
-    let ids: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
-    let ids = ids.join(", ");
+    let ids = workers::db::values_list(1, order_ids.len(), 1);
     let sql = format!(
         "select trade_id, price, quantity, maker_order_id, taker_order_id, maker_fee, taker_fee \
          from trades where maker_order_id in ({ids}) or taker_order_id in ({ids}) order by trade_id"

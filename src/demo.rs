@@ -46,11 +46,31 @@ impl Rng {
     }
 }
 
-#[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    /// Latencies since the last progress line (µs).
+    window: std::sync::Mutex<Histogram<u64>>,
+}
+
+impl Counters {
+    fn new() -> Result<Counters> {
+        Ok(Counters {
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            window: std::sync::Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        })
+    }
+
+    /// p99 and max of the window (µs), which starts again.
+    fn take_window(&self) -> (u64, u64) {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let figures = (w.value_at_quantile(0.99), w.max());
+        w.reset();
+        figures
+    }
 }
 
 /// One order for a connection of the load generator: when it is due, whose
@@ -95,7 +115,13 @@ async fn send_lane(
             }
             None => None,
         };
-        hist.record((due.elapsed().as_micros() as u64).max(1))?;
+        let took = (due.elapsed().as_micros() as u64).max(1);
+        hist.record(took)?;
+        counters
+            .window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(took)?;
         let counter = match status {
             Some(202) => &counters.accepted,
             Some(s) if (400..500).contains(&s) => &counters.rejected,
@@ -183,7 +209,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // i mod N, which sends its orders one after another. A slow answer
     // delays the orders queued behind it, and that delay counts: latency is
     // measured from when each order was due.
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new()?);
     let mut lanes = Vec::with_capacity(args.connections.max(1));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..args.connections.max(1) {
@@ -225,11 +251,14 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("a connection of the load generator stopped"))?;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
+            let (p99, max) = counters.take_window();
             eprintln!(
-                "  {:>3}% sent {:>8}  accepted {:>8}",
+                "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs",
                 (i + 1) * 100 / total,
                 i + 1,
                 counters.accepted.load(Ordering::Relaxed),
+                p99,
+                max,
             );
         }
     }
@@ -241,7 +270,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let sent_for = start.elapsed();
     let accepted = counters.accepted.load(Ordering::Relaxed);
     let expected = workflows_before + accepted as i64;
-    let commits = commit_figures(&base).await?;
+    let commits = server_figures(&base).await?;
     let drain_start = Instant::now();
     let workers = workers.get_or_insert_with(start_workers);
     let mut completed = 0;
@@ -296,25 +325,46 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Group commits so far, from the intake's own `/metrics`: how many, how
-/// many workflows each on average, and how long each took.
-async fn commit_figures(base: &str) -> Result<String> {
+/// From the intake's own `/metrics`: the group commits (how many, how many
+/// workflows each and how long on average, and the bucket bound under which
+/// 99% finished), and the same bound for the intake's own time on
+/// `/v1/orders` (from the request parsed to the answer).
+async fn server_figures(base: &str) -> Result<String> {
     let text = reqwest::get(format!("{base}/metrics"))
         .await?
         .text()
         .await?;
     let value = |name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
-            .unwrap_or(0)
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
     };
-    let commits = value("clearway_engine_commits_total ");
+    // The first cumulative bucket of the series `prefix` holding 99% of it.
+    let p99 = |prefix: &str| {
+        let buckets: Vec<(&str, f64)> = text
+            .lines()
+            .filter_map(|l| {
+                let (le, n) = l.strip_prefix(prefix)?.split_once("\"} ")?;
+                Some((le, n.trim().parse::<f64>().ok()?))
+            })
+            .collect();
+        let total = buckets.last().map_or(0.0, |b| b.1);
+        buckets
+            .iter()
+            .find(|(_, n)| *n >= total * 0.99)
+            .map_or("?", |b| b.0)
+            .to_string()
+    };
+    let commits = value("clearway_engine_commit_seconds_count ");
     let workflows = value("clearway_engine_committed_workflows_total ");
-    let micros = value("clearway_engine_commit_microseconds_total ");
+    let seconds = value("clearway_engine_commit_seconds_sum ");
     Ok(format!(
-        "group commits:   {commits}, {} workflows and {} µs each on average",
-        workflows / commits.max(1),
-        micros / commits.max(1)
+        "group commits:   {commits}, {:.0} workflows and {:.0} µs each on average; 99% within {} s\n\
+         intake's own:    99% of /v1/orders answered within {} s of being read",
+        workflows / commits.max(1.0),
+        seconds * 1e6 / commits.max(1.0),
+        p99("clearway_engine_commit_seconds_bucket{le=\""),
+        p99("clearway_http_request_seconds_bucket{route=\"/v1/orders\",le=\""),
     ))
 }
 

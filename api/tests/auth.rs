@@ -61,6 +61,48 @@ async fn probes_need_no_token() {
     assert!(metrics.contains("route=\"/readyz\""), "{metrics}");
 }
 
+/// The value of the series `name` (labels included) in `metrics`.
+fn series(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+#[tokio::test]
+async fn group_commits_and_requests_are_timed_in_histograms() {
+    let app = spawn_app().await;
+    for price in ["50000", "50001"] {
+        assert_eq!(
+            app.place(SELLER, limit_sell(price, "0.1")).await.status(),
+            202
+        );
+    }
+    let m = app.metrics().await;
+    let commits = series(&m, "clearway_engine_commit_seconds_count");
+    // Setup deposits are commits too; the two orders are at least two more.
+    assert!(commits >= 2, "{m}");
+    assert_eq!(
+        series(&m, "clearway_engine_commit_seconds_bucket{le=\"+Inf\"}"),
+        commits
+    );
+    let orders = "clearway_http_request_seconds_bucket{route=\"/v1/orders\",le=";
+    let buckets: Vec<u64> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix(orders)?.split_once(' ')?.1.parse().ok())
+        .collect();
+    assert_eq!(buckets.len(), 13, "12 bounds and +Inf: {m}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative: {m}");
+    assert_eq!(buckets.last(), Some(&2), "{m}");
+    assert_eq!(
+        series(
+            &m,
+            "clearway_http_request_seconds_count{route=\"/v1/orders\"}"
+        ),
+        2
+    );
+}
+
 /// Test-only keys (see `tests/fixtures/README.md`).
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const RSA_KID: &str = "clearway-test-rsa-1";

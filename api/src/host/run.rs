@@ -200,9 +200,7 @@ impl Host {
             match transport.commit_accepted(db, wfs).await {
                 Ok(()) => {
                     self.metrics.commits.fetch_add(1, Ordering::Relaxed);
-                    self.metrics
-                        .commit_micros
-                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    self.metrics.commit_latency.observe(started.elapsed());
                     self.metrics
                         .committed_workflows
                         .fetch_add(wfs.len() as u64, Ordering::Relaxed);

@@ -31,7 +31,7 @@ struct Balances {
 }
 
 /// Own balances, available and held, as the engine has them.
-#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p), fields(account.id = p.account.0))]
 async fn balances(
     State(s): State<AppState>,
     p: Principal,
@@ -63,7 +63,7 @@ async fn balances(
 }
 
 /// Credits an account (scope `operate`).
-#[tracing::instrument(skip(s, req), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p, req), fields(account.id = p.account.0))]
 async fn deposit(
     State(s): State<AppState>,
     p: Principal,
@@ -74,7 +74,7 @@ async fn deposit(
 }
 
 /// Debits an account (scope `operate`).
-#[tracing::instrument(skip(s, req), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p, req), fields(account.id = p.account.0))]
 async fn withdraw(
     State(s): State<AppState>,
     p: Principal,

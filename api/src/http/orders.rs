@@ -28,7 +28,7 @@ pub(super) fn routes() -> Vec<Route> {
 
 /// Places an order: 202 with the fills once durable; 200 with the original
 /// answer for a retry of the same `client_order_id` and parameters.
-#[tracing::instrument(skip(s, req), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p, req), fields(account.id = p.account.0))]
 async fn create_order(
     State(s): State<AppState>,
     p: Principal,
@@ -49,7 +49,7 @@ async fn create_order(
 }
 
 /// Cancels an open order: 202 with its final state.
-#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p), fields(account.id = p.account.0))]
 async fn cancel_order(
     State(s): State<AppState>,
     p: Principal,
@@ -82,7 +82,7 @@ async fn cancel_order(
 }
 
 /// One own order: the engine's live record while open, else the persisted one.
-#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p), fields(account.id = p.account.0))]
 async fn get_order(
     State(s): State<AppState>,
     p: Principal,
@@ -157,7 +157,7 @@ struct OrderPage {
 }
 
 /// Own orders, newest first, or the one with a `client_order_id`.
-#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p), fields(account.id = p.account.0))]
 async fn list_orders(
     State(s): State<AppState>,
     p: Principal,
@@ -269,7 +269,7 @@ struct Trace {
 }
 
 /// The order's settlement trail: owner or scope `audit`.
-#[tracing::instrument(skip(s), fields(account.id = p.account.0))]
+#[tracing::instrument(skip(s, p), fields(account.id = p.account.0))]
 async fn trace_order(
     State(s): State<AppState>,
     p: Principal,

@@ -17,8 +17,9 @@ use anyhow::{Result, bail, ensure};
 /// The most parameters one SQLite statement binds (its limit is 32766):
 /// sqlx-sqlite finds each parameter by name among all of the statement's
 /// (`sqlite3_bind_parameter_name`), which is quadratic — at 30,000 it was
-/// half of the whole run's CPU time.
-const MAX_PARAMS: usize = 1_000;
+/// half of the whole run's CPU time, and at 1,000 still 8% of the demo's
+/// (`sqlite3_bind_parameter_name` and `strncmp` under `perf`).
+const MAX_PARAMS: usize = 250;
 
 /// `($from, …), (…)`: `rows` tuples of `width` placeholders.
 pub fn values_list(from: usize, rows: usize, width: usize) -> String {

@@ -14,7 +14,7 @@
 //! - [`read`]: SQL reads of persisted orders and trades;
 //! - [`auth`]: JWT bearer authentication and scopes; [`dev`]: the dev HS256 secret;
 //! - [`ratelimit`]: per-account and global token buckets;
-//! - [`metrics`]: Prometheus counters;
+//! - [`metrics`]: Prometheus counters, and histograms of group-commit and request latency;
 //! - [`error`]: [`ApiError`] → RFC 9457 problem+json; [`extract`]: extractors
 //!   whose rejections are [`ApiError`]s (JSON bodies, queries, paths, none).
 

@@ -50,8 +50,13 @@ struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
-    /// Latencies since the last progress line (µs).
-    window: std::sync::Mutex<Histogram<u64>>,
+    /// Latencies (µs): since the last progress line, and before it.
+    latencies: std::sync::Mutex<Latencies>,
+}
+
+struct Latencies {
+    window: Histogram<u64>,
+    before: Histogram<u64>,
 }
 
 impl Counters {
@@ -60,16 +65,25 @@ impl Counters {
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            window: std::sync::Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+            latencies: std::sync::Mutex::new(Latencies {
+                window: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+                before: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            }),
         })
     }
 
-    /// p99 and max of the window (µs), which starts again.
-    fn take_window(&self) -> (u64, u64) {
-        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        let figures = (w.value_at_quantile(0.99), w.max());
-        w.reset();
-        figures
+    fn latencies(&self) -> std::sync::MutexGuard<'_, Latencies> {
+        self.latencies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// p99 and max of the window (µs), which then joins the rest.
+    fn take_window(&self) -> Result<(u64, u64)> {
+        let mut l = self.latencies();
+        let figures = (l.window.value_at_quantile(0.99), l.window.max());
+        let Latencies { window, before } = &mut *l;
+        before.add(&*window)?;
+        window.reset();
+        Ok(figures)
     }
 }
 
@@ -83,15 +97,15 @@ struct Due {
 
 /// One keep-alive HTTP/1.1 connection (hyper's own client, no pool: the
 /// generator should cost as little as it can, it shares the machine): sends
-/// what it is given in order, and returns the latency of each (µs from when
-/// it was due to its answer). A broken connection is opened again.
+/// what it is given in order, and records the latency of each (µs from when
+/// it was due to its answer) in `counters`. A broken connection is opened
+/// again.
 async fn send_lane(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Due>,
     addr: std::net::SocketAddr,
     counters: Arc<Counters>,
-) -> Result<Histogram<u64>> {
+) -> Result<()> {
     use http_body_util::{BodyExt, Full};
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut sender: Option<hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>> = None;
     while let Some(Due { due, bearer, body }) = rx.recv().await {
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -115,13 +129,10 @@ async fn send_lane(
             }
             None => None,
         };
-        let took = (due.elapsed().as_micros() as u64).max(1);
-        hist.record(took)?;
         counters
+            .latencies()
             .window
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(took)?;
+            .record((due.elapsed().as_micros() as u64).max(1))?;
         let counter = match status {
             Some(202) => &counters.accepted,
             Some(s) if (400..500).contains(&s) => &counters.rejected,
@@ -129,7 +140,7 @@ async fn send_lane(
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(hist)
+    Ok(())
 }
 
 /// A new HTTP/1.1 connection to `addr`, its driver spawned.
@@ -251,7 +262,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("a connection of the load generator stopped"))?;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
-            let (p99, max) = counters.take_window();
+            let (p99, max) = counters.take_window()?;
             eprintln!(
                 "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs",
                 (i + 1) * 100 / total,
@@ -263,10 +274,11 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         }
     }
     drop(lanes);
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     while let Some(lane) = senders.join_next().await {
-        h.add(lane.context("a connection of the load generator panicked")??)?;
+        lane.context("a connection of the load generator panicked")??;
     }
+    counters.take_window()?;
+    let h = counters.latencies().before.clone();
     let sent_for = start.elapsed();
     let accepted = counters.accepted.load(Ordering::Relaxed);
     let expected = workflows_before + accepted as i64;
@@ -336,33 +348,34 @@ async fn server_figures(base: &str) -> Result<String> {
         .await?;
     let value = |name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<Decimal>().ok())
+            .unwrap_or_default()
     };
     // The first cumulative bucket of the series `prefix` holding 99% of it.
     let p99 = |prefix: &str| {
-        let buckets: Vec<(&str, f64)> = text
+        let buckets: Vec<(&str, u64)> = text
             .lines()
             .filter_map(|l| {
                 let (le, n) = l.strip_prefix(prefix)?.split_once("\"} ")?;
-                Some((le, n.trim().parse::<f64>().ok()?))
+                Some((le, n.trim().parse().ok()?))
             })
             .collect();
-        let total = buckets.last().map_or(0.0, |b| b.1);
+        let total = buckets.last().map_or(0, |b| b.1);
         buckets
             .iter()
-            .find(|(_, n)| *n >= total * 0.99)
+            .find(|(_, n)| n * 100 >= total * 99)
             .map_or("?", |b| b.0)
             .to_string()
     };
     let commits = value("clearway_engine_commit_seconds_count ");
+    let per_commit = commits.max(Decimal::ONE);
     let workflows = value("clearway_engine_committed_workflows_total ");
-    let seconds = value("clearway_engine_commit_seconds_sum ");
+    let micros = value("clearway_engine_commit_seconds_sum ") * Decimal::from(1_000_000);
     Ok(format!(
-        "group commits:   {commits}, {:.0} workflows and {:.0} µs each on average; 99% within {} s\n\
+        "group commits:   {commits}, {} workflows and {} µs each on average; 99% within {} s\n\
          intake's own:    99% of /v1/orders answered within {} s of being read",
-        workflows / commits.max(1.0),
-        seconds * 1e6 / commits.max(1.0),
+        (workflows / per_commit).round(),
+        (micros / per_commit).round(),
         p99("clearway_engine_commit_seconds_bucket{le=\""),
         p99("clearway_http_request_seconds_bucket{route=\"/v1/orders\",le=\""),
     ))

@@ -26,13 +26,12 @@ pub struct Metrics {
     /// Route template → its requests. Keyed by route first so that counting
     /// a request allocates nothing once its route is known.
     requests: Mutex<HashMap<String, RouteStats>>,
-    /// Group commits that succeeded.
-    pub commits: AtomicU64,
     /// Group commits that failed (the engine then failed closed).
     pub commit_failures: AtomicU64,
     /// Workflows made durable by those commits.
     pub committed_workflows: AtomicU64,
-    /// How long successful group commits took.
+    /// How long successful group commits took (its count is also
+    /// `clearway_engine_commits_total`).
     pub commit_latency: Histogram,
     /// Commands the engine rejected.
     pub rejects: AtomicU64,
@@ -85,8 +84,12 @@ impl Metrics {
                 .render("clearway_http_request_seconds", &labels, &mut out);
         }
         drop(requests);
+        let _ = writeln!(
+            out,
+            "# TYPE clearway_engine_commits_total counter\nclearway_engine_commits_total {}",
+            self.commit_latency.count()
+        );
         let counters = [
-            ("clearway_engine_commits_total", &self.commits),
             (
                 "clearway_engine_commit_failures_total",
                 &self.commit_failures,
@@ -149,6 +152,15 @@ impl Histogram {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// Observations so far.
+    fn count(&self) -> u64 {
+        self.buckets
+            .iter()
+            .chain([&self.over])
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Appends the series of `name` with `labels` (`k="v",…`, or empty), in
     /// seconds as Prometheus wants; the `# TYPE` line is the caller's.
     fn render(&self, name: &str, labels: &str, out: &mut String) {
@@ -156,14 +168,14 @@ impl Histogram {
         let mut cumulative = 0;
         for (bound, n) in BUCKETS_US.iter().zip(&self.buckets) {
             cumulative += n.load(Ordering::Relaxed);
-            let le = *bound as f64 / 1e6; // a label, not money
+            let le = seconds(*bound);
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
             );
         }
         let count = cumulative + self.over.load(Ordering::Relaxed);
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = seconds(self.sum_us.load(Ordering::Relaxed));
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let braces = if labels.is_empty() {
             String::new()
@@ -175,6 +187,11 @@ impl Histogram {
             "{name}_sum{braces} {sum}\n{name}_count{braces} {count}"
         );
     }
+}
+
+/// `us` microseconds as exact decimal seconds (`250` → `0.00025`).
+fn seconds(us: u64) -> rust_decimal::Decimal {
+    rust_decimal::Decimal::from_i128_with_scale(i128::from(us), 6).normalize()
 }
 
 /// The methods counted by name; anything else (a client may send any token

@@ -199,7 +199,6 @@ impl Host {
             let started = std::time::Instant::now();
             match transport.commit_accepted(db, wfs).await {
                 Ok(()) => {
-                    self.metrics.commits.fetch_add(1, Ordering::Relaxed);
                     self.metrics.commit_latency.observe(started.elapsed());
                     self.metrics
                         .committed_workflows

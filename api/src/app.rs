@@ -80,7 +80,7 @@ pub fn intake_with(
         None => None,
     };
     // Only once nothing can fail: an engine host is the single writer.
-    let (host, _task) = EngineHandle::spawn(services, metrics.clone());
+    let host = EngineHandle::spawn(services, metrics.clone())?;
     tokio::spawn(feed::run(
         host.clone(),
         hub.clone(),

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`app`]: building the intake and running it (`clearway up` / `serve`);
-//! - [`host`]: the engine host — one task owns the engine, batches commands,
+//! - [`host`]: the engine host — one task, on a thread of its own, owns the
+//!   engine, batches commands,
 //!   group-commits them to the transport, and only then replies; it keeps
 //!   recently closed orders readable until persist has recorded them;
 //! - [`http`]: the route lists (`orders`, `markets`, `funds`, `ws`, `openapi`,

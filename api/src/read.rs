@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use workers::db::{Arg, Db, Row};
 
-use crate::wire::{Fill, Links, OrderView};
+use crate::wire::{Fill, Links, OrderView, plain};
 
 const ORDER_COLS: &str = "order_id, account_id, market, client_order_id, side, order_type, price, quantity, \
                           status, filled, open_quantity, last_seq";
@@ -136,8 +136,10 @@ pub struct PublicTrade {
     /// The trade.
     pub trade_id: u64,
     /// The maker's price.
+    #[serde(serialize_with = "plain::serialize")]
     pub price: Decimal,
     /// The base quantity.
+    #[serde(serialize_with = "plain::serialize")]
     pub quantity: Decimal,
     /// The taker's side.
     pub taker_side: String,

@@ -179,10 +179,11 @@ async fn a_websocket_client_sending_too_many_ops_is_rate_limited() {
 }
 
 #[tokio::test]
-async fn a_websocket_session_answers_close_refuses_binary_and_oversized_messages() {
+async fn a_websocket_session_answers_close_refuses_binary_oversized_and_non_utf8_messages() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
     let app = spawn_app().await;
     let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
     let with_query = format!("{url}?token={}", token(SELLER, &["trade"]));
@@ -221,6 +222,23 @@ async fn a_websocket_session_answers_close_refuses_binary_and_oversized_messages
     .await
     .expect("the session ends");
     assert_eq!(closed, Some(CloseCode::Size));
+
+    // A text frame that is not UTF-8 closes the session with 1007.
+    let (mut stream, _) = open().await.unwrap();
+    let frame = Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true);
+    stream.send(Message::Frame(frame)).await.unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return Some(f.code),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the session ends");
+    assert_eq!(closed, Some(CloseCode::Invalid));
 }
 
 #[tokio::test]

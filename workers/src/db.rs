@@ -192,6 +192,18 @@ macro_rules! bind_all {
     };
 }
 
+/// Clearway's PostgreSQL pools. No ping before each acquire (sqlx's
+/// default): it is a round trip per transaction. A connection broken since
+/// its last use fails its statement instead; every caller retries (the
+/// intake's group commit, then fail-closed recovery; steps by their retry
+/// policy).
+fn pg_pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+}
+
 impl Db {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating a SQLite
     /// file when missing. SQLite runs in WAL mode with `synchronous=FULL` on
@@ -200,14 +212,7 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
         if url.starts_with("postgres") {
             let opts = PgConnectOptions::from_str(url).context("Failed to parse DATABASE_URL")?;
-            // No ping before each acquire (sqlx's default): it is a round trip
-            // per transaction. A connection broken since its last use fails
-            // its statement instead; every caller retries (the intake's group
-            // commit, then fail-closed recovery; steps by their retry policy).
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .test_before_acquire(false)
-                .acquire_timeout(Duration::from_secs(10))
+            let pool = pg_pool_options(max_connections)
                 .connect_with(opts)
                 .await
                 .context("Failed to connect to PostgreSQL")?;
@@ -228,6 +233,21 @@ impl Db {
             Ok(Db::Lite(pool, WriteQueue::default()))
         } else {
             bail!("unsupported database URL {url:?}: use postgres://… or sqlite://…")
+        }
+    }
+
+    /// The same database for a task on another tokio runtime. A PostgreSQL
+    /// connection's socket is driven by the runtime that opened it, so a
+    /// runtime of its own gets a pool of its own (`max_connections`, opened
+    /// lazily, same options); SQLite's connections run on threads of their
+    /// own and are shared as they are.
+    pub fn for_this_runtime(&self, max_connections: u32) -> Db {
+        match self {
+            Db::Pg(pool) => Db::Pg(
+                pg_pool_options(max_connections)
+                    .connect_lazy_with((*pool.connect_options()).clone()),
+            ),
+            Db::Lite(..) => self.clone(),
         }
     }
 

@@ -13,6 +13,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::wire::Level;
+
 /// How many levels per side the Redis book snapshot keeps.
 pub const SNAPSHOT_LEVELS: usize = 50;
 
@@ -25,15 +27,6 @@ pub struct Committed {
     pub diffs: Vec<DepthDiff>,
     /// The top [`SNAPSHOT_LEVELS`] of each changed book, as of the diff.
     pub books: Vec<Depth>,
-}
-
-/// A changed price level: the absolute quantity now resting there (0 = removed).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LevelChange {
-    /// The level's price.
-    pub price: Decimal,
-    /// The total open quantity at that price now; zero when the level is gone.
-    pub quantity: Decimal,
 }
 
 /// The changes to one book between two engine sequence numbers.
@@ -50,10 +43,11 @@ pub struct DepthDiff {
     pub first_sequence: u64,
     /// The engine sequence number the book is at after this diff.
     pub last_sequence: u64,
-    /// Changed bid levels, best first.
-    pub bids: Vec<LevelChange>,
-    /// Changed ask levels, best first.
-    pub asks: Vec<LevelChange>,
+    /// Changed bid levels, best first: the absolute quantity now resting at
+    /// each price, 0 when the level is gone.
+    pub bids: Vec<Level>,
+    /// Changed ask levels, best first, as the bids.
+    pub asks: Vec<Level>,
 }
 
 /// One side of a book: price → quantity.
@@ -102,22 +96,18 @@ fn sides(d: &Depth) -> (Side, Side) {
 }
 
 /// The levels of `new` that differ from `old`, removed ones with quantity 0.
-fn changes(old: &Side, new: &Side, best_first_desc: bool) -> Vec<LevelChange> {
-    let mut out: Vec<LevelChange> = new
+fn changes(old: &Side, new: &Side, best_first_desc: bool) -> Vec<Level> {
+    let mut out: Vec<Level> = new
         .iter()
         .filter(|(p, q)| old.get(*p) != Some(*q))
-        .map(|(p, q)| LevelChange {
+        .map(|(p, q)| Level {
             price: *p,
             quantity: *q,
         })
-        .chain(
-            old.keys()
-                .filter(|p| !new.contains_key(*p))
-                .map(|p| LevelChange {
-                    price: *p,
-                    quantity: Decimal::ZERO,
-                }),
-        )
+        .chain(old.keys().filter(|p| !new.contains_key(*p)).map(|p| Level {
+            price: *p,
+            quantity: Decimal::ZERO,
+        }))
         .collect();
     out.sort_by_key(|c| c.price);
     if best_first_desc {

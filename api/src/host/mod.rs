@@ -1,4 +1,5 @@
-//! The engine host: ONE task owns the [`pipeline::Engine`] (single writer).
+//! The engine host: ONE task owns the [`pipeline::Engine`] (single writer),
+//! on a thread and runtime of its own ([`EngineHandle::spawn`]).
 //! Handlers talk to it through an mpsc of requests; it applies commands in
 //! batches, group-commits the accepted ones to the transport and only then
 //! replies (no 202 without a durable enqueue). Reads go through the same
@@ -13,6 +14,7 @@ mod idem;
 pub mod md;
 mod run;
 
+use anyhow::{Context, Result};
 use pipeline::{Command, Engine, Event};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,10 +26,14 @@ use crate::metrics::Metrics;
 
 pub use closed::RecentlyClosed;
 pub use idem::ClientIds;
-pub use md::{Committed, DepthDiff, LevelChange};
+pub use md::{Committed, DepthDiff};
 
 /// The most commands group-committed at once.
 pub const MAX_BATCH: usize = 512;
+
+/// PostgreSQL connections of the engine's own pool: its commits are serial;
+/// recovery reads alongside one.
+const ENGINE_CONNECTIONS: u32 = 2;
 
 /// How many commits a slow [`EngineHandle::committed`] subscriber may lag
 /// before it misses some.
@@ -84,28 +90,49 @@ impl std::fmt::Debug for Request {
 }
 
 impl EngineHandle {
-    /// Starts the engine task: it rebuilds from the journal, then serves.
-    pub fn spawn(
-        services: &Services,
-        metrics: Arc<Metrics>,
-    ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    /// Starts the engine on a thread of its own: it rebuilds from the
+    /// journal, then serves until every handle is dropped.
+    ///
+    /// The engine is the one serial stage every order passes through, so it
+    /// does not queue behind the HTTP connections' tasks for a turn on the
+    /// shared runtime: it runs on a single-threaded runtime of its own, with
+    /// a PostgreSQL pool whose sockets that runtime drives
+    /// ([`Db::for_this_runtime`](workers::db::Db::for_this_runtime)).
+    pub fn spawn(services: &Services, metrics: Arc<Metrics>) -> Result<EngineHandle> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let ready = Arc::new(AtomicBool::new(false));
         let (committed, _) = broadcast::channel(COMMITTED_BUFFER);
-        let host = run::Host::new(
-            services.clone(),
-            rx,
-            ready.clone(),
-            metrics,
-            committed.clone(),
-        );
-        let task = tokio::spawn(host.run());
-        let handle = EngineHandle {
+        let (services, ready_flag, sender) = (services.clone(), ready.clone(), committed.clone());
+        std::thread::Builder::new()
+            .name("clearway-engine".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        // Never ready: every request gets 503 and /readyz says so.
+                        tracing::error!(error = %e, "the engine's runtime failed to start");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let services = Services {
+                        db: services.db.for_this_runtime(ENGINE_CONNECTIONS),
+                        ..services
+                    };
+                    run::Host::new(services, rx, ready_flag, metrics, sender)
+                        .run()
+                        .await
+                });
+            })
+            .context("Failed to start the engine thread")?;
+        Ok(EngineHandle {
             tx,
             ready,
             committed,
-        };
-        (handle, task)
+        })
     }
 
     /// Every durable commit from now on: its events and book diffs.

@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 /// Commit attempts before the engine fails closed.
 const COMMIT_ATTEMPTS: u32 = 3;
 
+/// A group commit this slow is logged: every order behind it waited.
+const SLOW_COMMIT: Duration = Duration::from_millis(20);
+
 /// Replies waiting for the batch's commit.
 type Pending = Vec<(Reply, Result<Accepted, ApiError>)>;
 
@@ -63,7 +66,9 @@ impl Host {
 
     /// Recovers, then serves until every handle is dropped.
     pub(super) async fn run(mut self) {
-        let mut core = self.recover().await;
+        let Some(mut core) = self.recover().await else {
+            return;
+        };
         while let Some(first) = self.rx.recv().await {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -82,14 +87,20 @@ impl Host {
                     Request::Read(read) => {
                         // A read must not see what is not durable yet.
                         if !self.flush(&core, &mut pending, &mut wfs).await {
-                            core = self.recover().await;
+                            let Some(rebuilt) = self.recover().await else {
+                                return;
+                            };
+                            core = rebuilt;
                         }
                         read(&core);
                     }
                 }
             }
             if !self.flush(&core, &mut pending, &mut wfs).await {
-                core = self.recover().await;
+                let Some(rebuilt) = self.recover().await else {
+                    return;
+                };
+                core = rebuilt;
             }
         }
     }
@@ -199,7 +210,15 @@ impl Host {
             let started = std::time::Instant::now();
             match transport.commit_accepted(db, wfs).await {
                 Ok(()) => {
-                    self.metrics.commit_latency.observe(started.elapsed());
+                    let took = started.elapsed();
+                    if took >= SLOW_COMMIT {
+                        tracing::warn!(
+                            took_ms = took.as_millis() as u64,
+                            batch = wfs.len(),
+                            "slow group commit"
+                        );
+                    }
+                    self.metrics.commit_latency.observe(took);
                     self.metrics
                         .committed_workflows
                         .fetch_add(wfs.len() as u64, Ordering::Relaxed);
@@ -219,8 +238,9 @@ impl Host {
     }
 
     /// Stops accepting, rebuilds the engine from the journal (retrying with
-    /// backoff), then accepts again. Requests meanwhile get 503.
-    async fn recover(&mut self) -> Core {
+    /// backoff), then accepts again. Requests meanwhile get 503. `None` once
+    /// every handle is dropped: nobody is left to serve.
+    async fn recover(&mut self) -> Option<Core> {
         self.ready.store(false, Ordering::Release);
         let mut delay = Duration::from_millis(100);
         loop {
@@ -229,7 +249,10 @@ impl Host {
             let result = loop {
                 tokio::select! {
                     r = &mut attempt => break r,
-                    Some(req) = self.rx.recv() => refuse(req),
+                    req = self.rx.recv() => match req {
+                        Some(req) => refuse(req),
+                        None => return None,
+                    },
                 }
             };
             match result {
@@ -242,10 +265,13 @@ impl Host {
                     );
                     self.publish_rebuilt(&core);
                     self.ready.store(true, Ordering::Release);
-                    return core;
+                    return Some(core);
                 }
                 Err(e) => {
                     tracing::error!(error = ?e, retry_in_ms = delay.as_millis() as u64, "engine rebuild failed");
+                    if self.rx.is_closed() {
+                        return None;
+                    }
                     tokio::time::sleep(delay).await;
                     // Short cap: once the journal is back, 503s should stop quickly.
                     delay = (delay * 2).min(Duration::from_secs(2));

@@ -45,15 +45,7 @@ async fn balances(
         .await?;
     let balances = list
         .into_iter()
-        .map(|(a, b)| {
-            (
-                a.as_str().to_string(),
-                BalanceView {
-                    available: b.available,
-                    held: b.held,
-                },
-            )
-        })
+        .map(|(a, b)| (a.as_str().to_string(), b.into()))
         .collect();
     Ok(Json(Balances {
         account_id: account.0,
@@ -126,14 +118,11 @@ async fn move_funds(
     };
     let accepted = s.host.submit(cmd).await?;
     let sequence = accepted.events.last().map_or(0, |e| e.seq);
-    let b = s
+    let balance = s
         .host
         .read(move |c| c.engine.balance(account, &asset))
-        .await?;
-    let balance = BalanceView {
-        available: b.available,
-        held: b.held,
-    };
+        .await?
+        .into();
     let body = FundsResponse {
         account_id: account.0,
         asset: asset.as_str().into(),

@@ -32,8 +32,20 @@ struct Markets {
 #[tracing::instrument(skip(s, _p))]
 async fn list_markets(State(s): State<AppState>, _p: Principal, _: NoQuery) -> Json<Markets> {
     Json(Markets {
-        markets: s.markets.to_vec(),
+        markets: s.markets.iter().map(without_trailing_zeros).collect(),
     })
+}
+
+/// `m` with its decimals written as every decimal of the API is.
+fn without_trailing_zeros(m: &Market) -> Market {
+    Market {
+        tick_size: m.tick_size.normalize(),
+        lot_size: m.lot_size.normalize(),
+        min_quantity: m.min_quantity.normalize(),
+        max_quantity: m.max_quantity.normalize(),
+        min_notional: m.min_notional.normalize(),
+        ..m.clone()
+    }
 }
 
 fn known_market(s: &AppState, market: &str) -> Result<MarketId, ApiError> {

@@ -29,7 +29,8 @@
 //! The server pings every 20 s and drops a client it has not heard from
 //! (not even a pong) for 60 s. A client may send at most 20 `op` messages
 //! per 10 s; more are answered `{"type": "error", "code": "rate_limited"}`
-//! and not applied. A message over 16 KiB closes the session (1009); a
+//! and not applied. A message over 16 KiB closes the session (1009), a
+//! text message that is not UTF-8 too (1007); a
 //! binary message gets `{"type": "error", "code": "text_only"}`. An account
 //! may hold 16 sessions open per instance; the 17th upgrade is a 429.
 
@@ -169,9 +170,17 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
                         break;
                     }
                     Some(Err(e)) => {
-                        // tungstenite's capacity error ("Space limit exceeded")
-                        // is the only one worth telling the client about.
-                        let code = if e.to_string().contains("Space limit") { 1009 } else { 1002 };
+                        // RFC 6455 §7.4.1: 1009 for tungstenite's capacity
+                        // error ("Space limit exceeded"), 1007 for a text
+                        // frame that is not UTF-8, 1002 for the rest.
+                        let e = e.to_string();
+                        let code = if e.contains("Space limit") {
+                            1009
+                        } else if e.contains("UTF-8") {
+                            1007
+                        } else {
+                            1002
+                        };
                         let close = axum::extract::ws::CloseFrame { code, reason: "".into() };
                         let _ = tx.send(Frame::Close(Some(close))).await;
                         break;

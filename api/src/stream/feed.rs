@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::redis::RedisLink;
 use super::{Hub, Message};
 use crate::host::{Committed, DepthDiff, EngineHandle};
-use crate::wire::{BookSnapshot, Fill};
+use crate::wire::{BookSnapshot, Fill, Level};
 
 /// Forwards every commit of `host` to the hub and to Redis, until `stop`.
 pub async fn run(
@@ -85,8 +85,8 @@ fn fill(e: &Event, t: &Trade, id: OrderId) -> Value {
     v["event"] = json!("fill");
     v["order_id"] = json!(id.0);
     v["market"] = json!(t.market.as_str());
-    v["filled"] = json!(filled);
-    v["remaining"] = json!(remaining);
+    v["filled"] = json!(filled.normalize());
+    v["remaining"] = json!(remaining.normalize());
     v["sequence"] = json!(e.seq);
     v
 }
@@ -98,14 +98,16 @@ fn event_messages(e: &Event, out: &mut Vec<Message>) {
             json!({"type": "order", "event": "accepted", "order_id": order.id.0,
                    "client_order_id": order.client_order_id.map(|c| c.as_str().to_string()),
                    "market": order.market.as_str(), "side": order.side.as_str(),
-                   "price": order.price.map(|p| p.value()), "quantity": order.quantity.value(),
+                   "price": order.price.map(|p| p.value().normalize()),
+                   "quantity": order.quantity.value().normalize(),
                    "sequence": e.seq}),
         )),
         EventKind::Trade(t) => {
             out.push(Message::market(
                 format!("trades:{}", t.market.as_str()),
                 json!({"type": "trade", "market": t.market.as_str(), "trade_id": t.trade_id.0,
-                       "price": t.price.value(), "quantity": t.quantity.value(),
+                       "price": t.price.value().normalize(),
+                       "quantity": t.quantity.value().normalize(),
                        "taker_side": t.taker_side.as_str(), "sequence": e.seq, "ts": e.ts}),
             ));
             out.push(Message::orders(
@@ -127,8 +129,8 @@ fn event_messages(e: &Event, out: &mut Vec<Message>) {
         } => out.push(Message::orders(
             account.0,
             json!({"type": "order", "event": "replaced", "order_id": order_id.0,
-                   "market": market.as_str(), "price": price.value(),
-                   "remaining": quantity.value(), "sequence": e.seq}),
+                   "market": market.as_str(), "price": price.value().normalize(),
+                   "remaining": quantity.value().normalize(), "sequence": e.seq}),
         )),
         EventKind::OrderClosed {
             order_id,
@@ -140,7 +142,7 @@ fn event_messages(e: &Event, out: &mut Vec<Message>) {
         } => out.push(Message::orders(
             account.0,
             json!({"type": "order", "event": "closed", "order_id": order_id.0,
-                   "market": market.as_str(), "reason": reason, "filled": filled,
+                   "market": market.as_str(), "reason": reason, "filled": filled.normalize(),
                    "sequence": e.seq}),
         )),
         EventKind::Deposited { .. } | EventKind::Withdrawn { .. } => {}
@@ -153,8 +155,8 @@ impl From<Depth> for BookSnapshot {
         BookSnapshot {
             market: d.market.as_str().to_string(),
             sequence: d.seq,
-            bids: d.bids,
-            asks: d.asks,
+            bids: d.bids.iter().map(Level::from).collect(),
+            asks: d.asks.iter().map(Level::from).collect(),
         }
     }
 }

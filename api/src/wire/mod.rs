@@ -1,7 +1,9 @@
-//! Wire types: request bodies and responses, snake_case JSON, decimals as strings.
+//! Wire types: request bodies and responses, snake_case JSON, decimals as
+//! strings without trailing zeros (`plain`).
 
 mod order_request;
 mod order_view;
+pub(crate) mod plain;
 
 pub use order_request::{CreateOrderRequest, OwnedRequest};
 pub use order_view::{Fill, Links, OrderView, open_status};
@@ -29,6 +31,7 @@ pub struct FundsResponse {
     /// The asset.
     pub asset: String,
     /// The amount moved.
+    #[serde(serialize_with = "plain::serialize")]
     pub amount: Decimal,
     /// The event's sequence number.
     pub sequence: u64,
@@ -40,9 +43,20 @@ pub struct FundsResponse {
 #[derive(Debug, Clone, Serialize)]
 pub struct BalanceView {
     /// Free to spend or withdraw.
+    #[serde(serialize_with = "plain::serialize")]
     pub available: Decimal,
     /// Reserved by open orders.
+    #[serde(serialize_with = "plain::serialize")]
     pub held: Decimal,
+}
+
+impl From<pipeline::Balance> for BalanceView {
+    fn from(b: pipeline::Balance) -> BalanceView {
+        BalanceView {
+            available: b.available,
+            held: b.held,
+        }
+    }
 }
 
 /// `GET /v1/markets/{market}/book`: the top levels of a book and the engine
@@ -54,7 +68,28 @@ pub struct BookSnapshot {
     /// The last engine sequence number reflected.
     pub sequence: u64,
     /// Bids, best (highest) first.
-    pub bids: Vec<pipeline::Level>,
+    pub bids: Vec<Level>,
     /// Asks, best (lowest) first.
-    pub asks: Vec<pipeline::Level>,
+    pub asks: Vec<Level>,
+}
+
+/// A price level of a book snapshot or of a depth diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    /// The level's price.
+    #[serde(serialize_with = "plain::serialize")]
+    pub price: Decimal,
+    /// The total open quantity at that price; in a depth diff, 0 when the
+    /// level is gone.
+    #[serde(serialize_with = "plain::serialize")]
+    pub quantity: Decimal,
+}
+
+impl From<&pipeline::Level> for Level {
+    fn from(l: &pipeline::Level) -> Level {
+        Level {
+            price: l.price.value(),
+            quantity: l.quantity.value(),
+        }
+    }
 }

@@ -5,25 +5,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use workers::steps::persist::close_status;
 
-/// Decimals in an order's answer are written without trailing zeros, so the
-/// same quantity reads the same whether the engine or the database (which
-/// keeps the column's scale) supplied it: `"0"`, `"0.5"`, `"50000"`.
-mod plain {
-    use rust_decimal::Decimal;
-    use serde::{Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        Serialize::serialize(&d.normalize(), s)
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-            Serialize::serialize(&d.map(|d| d.normalize()), s)
-        }
-    }
-}
+use super::plain;
 
 /// An order's state with its fills.
 #[derive(Debug, Clone, Serialize)]
@@ -40,18 +22,18 @@ pub struct OrderView {
     #[serde(rename = "type")]
     pub order_type: String,
     /// The limit price.
-    #[serde(with = "plain::option")]
+    #[serde(serialize_with = "plain::option")]
     pub price: Option<Decimal>,
     /// Filled plus open.
-    #[serde(with = "plain")]
+    #[serde(serialize_with = "plain::serialize")]
     pub quantity: Decimal,
     /// `open`, `partially_filled`, `filled`, `cancelled`, `expired` or `self_trade_prevented`.
     pub status: String,
     /// Filled so far.
-    #[serde(with = "plain")]
+    #[serde(serialize_with = "plain::serialize")]
     pub filled: Decimal,
     /// Still open in the book (0 once closed).
-    #[serde(with = "plain")]
+    #[serde(serialize_with = "plain::serialize")]
     pub remaining: Decimal,
     /// The fills known to this answer.
     pub fills: Vec<Fill>,
@@ -67,13 +49,13 @@ pub struct Fill {
     /// The trade.
     pub trade_id: u64,
     /// The maker's price.
-    #[serde(with = "plain")]
+    #[serde(serialize_with = "plain::serialize")]
     pub price: Decimal,
     /// The base quantity.
-    #[serde(with = "plain")]
+    #[serde(serialize_with = "plain::serialize")]
     pub quantity: Decimal,
     /// The fee this order paid, in the quote asset.
-    #[serde(with = "plain")]
+    #[serde(serialize_with = "plain::serialize")]
     pub fee: Decimal,
     /// `maker` or `taker`.
     pub liquidity: &'static str,

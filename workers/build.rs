@@ -1,0 +1,4 @@
+fn main() {
+    // sqlx::migrate! embeds ../schema at compile time: a new migration must rebuild.
+    println!("cargo:rerun-if-changed=../schema");
+}

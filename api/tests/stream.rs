@@ -210,24 +210,32 @@ async fn a_websocket_session_answers_close_refuses_binary_oversized_and_non_utf8
         "x".repeat(64 * 1024)
     );
     let _ = stream.send(Message::Text(huge.into())).await;
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match stream.next().await {
-                Some(Ok(Message::Close(Some(f)))) => return Some(f.code),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("the session ends");
+    let closed = close_code(&mut stream).await;
     assert_eq!(closed, Some(CloseCode::Size));
 
     // A text frame that is not UTF-8 closes the session with 1007.
     let (mut stream, _) = open().await.unwrap();
     let frame = Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true);
     stream.send(Message::Frame(frame)).await.unwrap();
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+    let closed = close_code(&mut stream).await;
+    assert_eq!(closed, Some(CloseCode::Invalid));
+}
+
+/// The code of the close frame that ends the session (within 10 s), if any.
+async fn close_code<S>(
+    stream: &mut S,
+) -> Option<tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode>
+where
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             match stream.next().await {
                 Some(Ok(Message::Close(Some(f)))) => return Some(f.code),
@@ -237,8 +245,7 @@ async fn a_websocket_session_answers_close_refuses_binary_oversized_and_non_utf8
         }
     })
     .await
-    .expect("the session ends");
-    assert_eq!(closed, Some(CloseCode::Invalid));
+    .expect("the session ends")
 }
 
 #[tokio::test]

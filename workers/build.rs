@@ -1,4 +1,6 @@
+//! Rebuilds the crate when a migration under `schema/` changes:
+//! `sqlx::migrate!` embeds them at compile time.
+
 fn main() {
-    // sqlx::migrate! embeds ../schema at compile time: a new migration must rebuild.
     println!("cargo:rerun-if-changed=../schema");
 }

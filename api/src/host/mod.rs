@@ -102,30 +102,23 @@ impl EngineHandle {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let ready = Arc::new(AtomicBool::new(false));
         let (committed, _) = broadcast::channel(COMMITTED_BUFFER);
-        let (services, ready_flag, sender) = (services.clone(), ready.clone(), committed.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("Failed to build the engine's runtime")?;
+        let host = run::Host::new(
+            services.clone(),
+            rx,
+            ready.clone(),
+            metrics,
+            committed.clone(),
+        );
         std::thread::Builder::new()
             .name("clearway-engine".into())
+            // The pool is made inside the runtime: its sockets and its
+            // maintenance task belong there.
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        // Never ready: every request gets 503 and /readyz says so.
-                        tracing::error!(error = %e, "the engine's runtime failed to start");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let services = Services {
-                        db: services.db.for_this_runtime(ENGINE_CONNECTIONS),
-                        ..services
-                    };
-                    run::Host::new(services, rx, ready_flag, metrics, sender)
-                        .run()
-                        .await
-                });
+                rt.block_on(async { host.with_own_pool(ENGINE_CONNECTIONS).run().await })
             })
             .context("Failed to start the engine thread")?;
         Ok(EngineHandle {

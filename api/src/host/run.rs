@@ -64,6 +64,13 @@ impl Host {
         }
     }
 
+    /// The host with a PostgreSQL pool of its own, opened on the runtime
+    /// this is called on ([`workers::db::Db::for_this_runtime`]).
+    pub(super) fn with_own_pool(mut self, max_connections: u32) -> Host {
+        self.services.db = self.services.db.for_this_runtime(max_connections);
+        self
+    }
+
     /// Recovers, then serves until every handle is dropped.
     pub(super) async fn run(mut self) {
         let Some(mut core) = self.recover().await else {
@@ -86,22 +93,42 @@ impl Host {
                     }
                     Request::Read(read) => {
                         // A read must not see what is not durable yet.
-                        if !self.flush(&core, &mut pending, &mut wfs).await {
-                            let Some(rebuilt) = self.recover().await else {
-                                return;
-                            };
-                            core = rebuilt;
+                        if !self
+                            .flush_or_rebuild(&mut core, &mut pending, &mut wfs)
+                            .await
+                        {
+                            return;
                         }
                         read(&core);
                     }
                 }
             }
-            if !self.flush(&core, &mut pending, &mut wfs).await {
-                let Some(rebuilt) = self.recover().await else {
-                    return;
-                };
-                core = rebuilt;
+            if !self
+                .flush_or_rebuild(&mut core, &mut pending, &mut wfs)
+                .await
+            {
+                return;
             }
+        }
+    }
+
+    /// [`Host::flush`]es; when the commit failed, rebuilds `core` from the
+    /// journal. False once every handle is dropped: nobody is left to serve.
+    async fn flush_or_rebuild(
+        &mut self,
+        core: &mut Core,
+        pending: &mut Pending,
+        wfs: &mut Vec<WorkflowInput>,
+    ) -> bool {
+        if self.flush(core, pending, wfs).await {
+            return true;
+        }
+        match self.recover().await {
+            Some(rebuilt) => {
+                *core = rebuilt;
+                true
+            }
+            None => false,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct DemoArgs {
     /// Start the workers only once the load ends: the intake alone, as
     /// `clearway serve` sees it when the workers run on other machines.
     pub intake_only: bool,
+    /// Seconds of load before the measured `seconds`, reported apart.
+    pub warmup: u64,
 }
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.
@@ -85,6 +87,17 @@ impl Counters {
         window.reset();
         Ok(figures)
     }
+
+    /// Everything recorded so far, and the accepted count; both start again
+    /// from zero (the end of the warm-up).
+    fn restart(&self) -> (Histogram<u64>, u64) {
+        let mut l = self.latencies();
+        let mut all = l.before.clone();
+        let _ = all.add(&l.window);
+        l.before.reset();
+        l.window.reset();
+        (all, self.accepted.swap(0, Ordering::Relaxed))
+    }
 }
 
 /// One order for a connection of the load generator: when it is due, whose
@@ -103,10 +116,10 @@ struct Due {
 async fn send_lane(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Due>,
     addr: std::net::SocketAddr,
+    mut sender: Option<Sender>,
     counters: Arc<Counters>,
 ) -> Result<()> {
     use http_body_util::{BodyExt, Full};
-    let mut sender: Option<hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>> = None;
     while let Some(Due { due, bearer, body }) = rx.recv().await {
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
             sender = open_connection(addr).await.ok();
@@ -143,10 +156,11 @@ async fn send_lane(
     Ok(())
 }
 
+/// The sending half of one of the generator's connections.
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
 /// A new HTTP/1.1 connection to `addr`, its driver spawned.
-async fn open_connection(
-    addr: std::net::SocketAddr,
-) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>> {
+async fn open_connection(addr: std::net::SocketAddr) -> Result<Sender> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, conn) =
@@ -226,19 +240,30 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     for _ in 0..args.connections.max(1) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Due>();
         lanes.push(tx);
-        senders.spawn(send_lane(rx, listener_addr, counters.clone()));
+        // Connected before the clock starts, as a client's keep-alive
+        // connections are in steady state (wrk2 does the same).
+        let sender = open_connection(listener_addr).await?;
+        senders.spawn(send_lane(rx, listener_addr, Some(sender), counters.clone()));
     }
     let bearers: Vec<hyper::header::HeaderValue> = tokens
         .iter()
         .map(|t| hyper::header::HeaderValue::from_str(&format!("Bearer {t}")))
         .collect::<Result<_, _>>()?;
-    let total = args.rate * args.seconds;
+    let (warm_total, total) = (args.rate * args.warmup, args.rate * args.seconds);
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
-    let start = Instant::now();
+    let mut warm = None;
+    let t0 = Instant::now();
+    let mut start = t0;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut last_report = Instant::now();
-    for i in 0..total {
-        let due = start + interval * i as u32;
+    for i in 0..warm_total + total {
+        // The measured seconds start: what was recorded is the warm-up's
+        // (answers to its last orders still arriving count as measured).
+        if i == warm_total && warm_total > 0 {
+            warm = Some(counters.restart());
+            start = t0 + interval * i as u32;
+        }
+        let due = t0 + interval * i as u32;
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
         }
@@ -264,12 +289,13 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             last_report = Instant::now();
             let (p99, max) = counters.take_window()?;
             eprintln!(
-                "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs",
-                (i + 1) * 100 / total,
+                "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs{}",
+                (i + 1) * 100 / (warm_total + total),
                 i + 1,
                 counters.accepted.load(Ordering::Relaxed),
                 p99,
                 max,
+                if i < warm_total { "  (warm-up)" } else { "" },
             );
         }
     }
@@ -281,23 +307,9 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let h = counters.latencies().before.clone();
     let sent_for = start.elapsed();
     let accepted = counters.accepted.load(Ordering::Relaxed);
-    let expected = workflows_before + accepted as i64;
+    let warm_accepted = warm.as_ref().map_or(0, |w| w.1);
+    let expected = workflows_before + (warm_accepted + accepted) as i64;
     let commits = server_figures(&base).await?;
-    let drain_start = Instant::now();
-    let workers = workers.get_or_insert_with(start_workers);
-    let mut completed = 0;
-    while drain_start.elapsed() < Duration::from_secs(120) {
-        completed = count(
-            &services.db,
-            "select count(*) from workflows where state = 'completed'",
-        )
-        .await?;
-        if completed >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let drained = drain_start.elapsed();
     println!("transport:       {:?}", settings.transport);
     println!(
         "offered:         {} orders/s for {} s ({} orders, {} accounts, {} connections{})",
@@ -319,6 +331,16 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         counters.rejected.load(Ordering::Relaxed),
         counters.failed.load(Ordering::Relaxed)
     );
+    if let Some((w, accepted)) = &warm {
+        println!(
+            "warm-up:         {} s, {accepted} accepted; latency (µs) p50 {}  p99 {}  p99.9 {}  max {} (not in the figures below)",
+            args.warmup,
+            w.value_at_quantile(0.5),
+            w.value_at_quantile(0.99),
+            w.value_at_quantile(0.999),
+            w.max()
+        );
+    }
     println!(
         "latency (µs, from intended send): p50 {}  p99 {}  p99.9 {}  max {}",
         h.value_at_quantile(0.5),
@@ -327,6 +349,24 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         h.max()
     );
     println!("{commits}");
+    // The intake's figures first: draining the workflows can take a while.
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let drain_start = Instant::now();
+    let workers = workers.get_or_insert_with(start_workers);
+    let mut completed = 0;
+    while drain_start.elapsed() < Duration::from_secs(120) {
+        completed = count(
+            &services.db,
+            "select count(*) from workflows where state = 'completed'",
+        )
+        .await?;
+        if completed >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drained = drain_start.elapsed();
     println!(
         "workflows:       {completed} of {expected} completed, {:.1} s after the last order",
         drained.as_secs_f32()

@@ -80,6 +80,10 @@ enum Cmd {
         /// `clearway serve` runs when the workers are on other machines).
         #[arg(long)]
         intake_only: bool,
+        /// Seconds of load at the same rate before the measured seconds;
+        /// their latencies are printed on a line of their own.
+        #[arg(long, default_value_t = 0)]
+        warmup: u64,
     },
 }
 
@@ -140,6 +144,7 @@ async fn main() -> Result<()> {
             accounts,
             connections,
             intake_only,
+            warmup,
         } => {
             let args = demo::DemoArgs {
                 rate,
@@ -147,6 +152,7 @@ async fn main() -> Result<()> {
                 accounts,
                 connections,
                 intake_only,
+                warmup,
             };
             demo::run(settings, args).await
         }

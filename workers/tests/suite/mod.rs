@@ -20,6 +20,7 @@ macro_rules! per_transport {
     };
 }
 
+mod connection;
 mod harness;
 mod idempotency;
 mod recovery;

@@ -14,7 +14,7 @@ use workers::config::{Services, default_markets};
 
 use crate::auth::AuthConfig;
 use crate::host::EngineHandle;
-use crate::http::{AppState, router};
+use crate::http::{AppState, Shared, router};
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateConfig, RateLimiter};
 use crate::stream::redis::RedisLink;
@@ -93,7 +93,7 @@ pub fn intake_with(
         streams.progress_every,
         stop.clone(),
     ));
-    let state = AppState {
+    let state = AppState::new(Shared {
         host: host.clone(),
         db: services.db.clone(),
         metrics,
@@ -101,7 +101,7 @@ pub fn intake_with(
         auth: Arc::new(config.auth),
         hub,
         redis,
-    };
+    });
     let router = router(state, Arc::new(RateLimiter::new(config.rate)));
     Ok(Intake {
         router,

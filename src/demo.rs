@@ -159,6 +159,40 @@ async fn send_lane(
 /// The sending half of one of the generator's connections.
 type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
 
+/// The generator's order bodies, built once (the generator shares the
+/// machine, so it should cost as little as it can), indexed by
+/// `[buy][aggressive][ticks - 1]`: passive orders rest 1–5 ticks away from
+/// 50,000; aggressive ones cross as IOC.
+fn order_bodies() -> Result<[[[bytes::Bytes; 5]; 2]; 2]> {
+    let body = |buy: bool, aggressive: bool, ticks: i64| -> Result<bytes::Bytes> {
+        let (mid, offset) = (Decimal::from(50_000), Decimal::new(ticks, 2));
+        let price = if buy != aggressive {
+            mid - offset
+        } else {
+            mid + offset
+        };
+        Ok(bytes::Bytes::from(serde_json::to_vec(
+            &serde_json::json!({
+                "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
+                "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
+            }),
+        )?))
+    };
+    let side = |buy: bool, aggressive: bool| -> Result<[bytes::Bytes; 5]> {
+        Ok([
+            body(buy, aggressive, 1)?,
+            body(buy, aggressive, 2)?,
+            body(buy, aggressive, 3)?,
+            body(buy, aggressive, 4)?,
+            body(buy, aggressive, 5)?,
+        ])
+    };
+    Ok([
+        [side(false, false)?, side(false, true)?],
+        [side(true, false)?, side(true, true)?],
+    ])
+}
+
 /// A new HTTP/1.1 connection to `addr`, its driver spawned.
 async fn open_connection(addr: std::net::SocketAddr) -> Result<Sender> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
@@ -255,6 +289,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut start = t0;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let bodies = order_bodies()?;
     let mut last_report = Instant::now();
     for i in 0..warm_total + total {
         // The measured seconds start: what was recorded is the warm-up's
@@ -268,19 +303,9 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             tokio::time::sleep_until(due.into()).await;
         }
         let r = rng.next();
-        let buy = (r >> 8).is_multiple_of(2);
-        let aggressive = (r >> 9).is_multiple_of(2);
-        // Passive orders rest a few ticks away from 50,000; aggressive ones cross as IOC.
-        let offset = Decimal::new(((r >> 10) % 5 + 1) as i64, 2);
-        let mid = Decimal::from(50_000);
-        let price = match (buy, aggressive) {
-            (true, false) | (false, true) => mid - offset,
-            (true, true) | (false, false) => mid + offset,
-        };
-        let body = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({
-            "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
-            "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
-        }))?);
+        let (buy, aggressive) = ((r >> 8).is_multiple_of(2), (r >> 9).is_multiple_of(2));
+        let body =
+            bodies[usize::from(buy)][usize::from(aggressive)][((r >> 10) % 5) as usize].clone();
         let bearer = bearers[(r % args.accounts) as usize].clone();
         let lane = &lanes[i as usize % lanes.len()];
         lane.send(Due { due, bearer, body })

@@ -87,23 +87,14 @@ impl Counters {
         window.reset();
         Ok(figures)
     }
-
-    /// Everything recorded so far, and the accepted count; both start again
-    /// from zero (the end of the warm-up).
-    fn restart(&self) -> (Histogram<u64>, u64) {
-        let mut l = self.latencies();
-        let mut all = l.before.clone();
-        let _ = all.add(&l.window);
-        l.before.reset();
-        l.window.reset();
-        (all, self.accepted.swap(0, Ordering::Relaxed))
-    }
 }
 
 /// One order for a connection of the load generator: when it is due, whose
 /// token, what body.
 struct Due {
     due: Instant,
+    /// Where its answer is counted: the warm-up's or the measured seconds'.
+    counters: Arc<Counters>,
     bearer: hyper::header::HeaderValue,
     body: bytes::Bytes,
 }
@@ -111,16 +102,21 @@ struct Due {
 /// One keep-alive HTTP/1.1 connection (hyper's own client, no pool: the
 /// generator should cost as little as it can, it shares the machine): sends
 /// what it is given in order, and records the latency of each (µs from when
-/// it was due to its answer) in `counters`. A broken connection is opened
-/// again.
+/// it was due to its answer) in the order's `counters`. A broken
+/// connection is opened again.
 async fn send_lane(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Due>,
     addr: std::net::SocketAddr,
     mut sender: Option<Sender>,
-    counters: Arc<Counters>,
 ) -> Result<()> {
     use http_body_util::{BodyExt, Full};
-    while let Some(Due { due, bearer, body }) = rx.recv().await {
+    while let Some(Due {
+        due,
+        counters,
+        bearer,
+        body,
+    }) = rx.recv().await
+    {
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
             sender = open_connection(addr).await.ok();
         }
@@ -268,7 +264,9 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // i mod N, which sends its orders one after another. A slow answer
     // delays the orders queued behind it, and that delay counts: latency is
     // measured from when each order was due.
-    let counters = Arc::new(Counters::new()?);
+    // Orders of the warm-up count in `warm`, the measured ones in
+    // `counters`, whenever their answers arrive.
+    let (warm, counters) = (Arc::new(Counters::new()?), Arc::new(Counters::new()?));
     let mut lanes = Vec::with_capacity(args.connections.max(1));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..args.connections.max(1) {
@@ -277,7 +275,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         // Connected before the clock starts, as a client's keep-alive
         // connections are in steady state (wrk2 does the same).
         let sender = open_connection(listener_addr).await?;
-        senders.spawn(send_lane(rx, listener_addr, Some(sender), counters.clone()));
+        senders.spawn(send_lane(rx, listener_addr, Some(sender)));
     }
     let bearers: Vec<hyper::header::HeaderValue> = tokens
         .iter()
@@ -285,19 +283,13 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         .collect::<Result<_, _>>()?;
     let (warm_total, total) = (args.rate * args.warmup, args.rate * args.seconds);
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
-    let mut warm = None;
     let t0 = Instant::now();
-    let mut start = t0;
+    // When the measured seconds start.
+    let start = t0 + interval * warm_total as u32;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let bodies = order_bodies()?;
     let mut last_report = Instant::now();
     for i in 0..warm_total + total {
-        // The measured seconds start: what was recorded is the warm-up's
-        // (answers to its last orders still arriving count as measured).
-        if i == warm_total && warm_total > 0 {
-            warm = Some(counters.restart());
-            start = t0 + interval * i as u32;
-        }
         let due = t0 + interval * i as u32;
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
@@ -308,16 +300,23 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             bodies[usize::from(buy)][usize::from(aggressive)][((r >> 10) % 5) as usize].clone();
         let bearer = bearers[(r % args.accounts) as usize].clone();
         let lane = &lanes[i as usize % lanes.len()];
-        lane.send(Due { due, bearer, body })
-            .map_err(|_| anyhow::anyhow!("a connection of the load generator stopped"))?;
+        let owner = if i < warm_total { &warm } else { &counters };
+        lane.send(Due {
+            due,
+            counters: owner.clone(),
+            bearer,
+            body,
+        })
+        .map_err(|_| anyhow::anyhow!("a connection of the load generator stopped"))?;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
-            let (p99, max) = counters.take_window()?;
+            let now = if i < warm_total { &warm } else { &counters };
+            let (p99, max) = now.take_window()?;
             eprintln!(
                 "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs{}",
                 (i + 1) * 100 / (warm_total + total),
                 i + 1,
-                counters.accepted.load(Ordering::Relaxed),
+                now.accepted.load(Ordering::Relaxed),
                 p99,
                 max,
                 if i < warm_total { "  (warm-up)" } else { "" },
@@ -329,10 +328,11 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         lane.context("a connection of the load generator panicked")??;
     }
     counters.take_window()?;
+    warm.take_window()?;
     let h = counters.latencies().before.clone();
     let sent_for = start.elapsed();
     let accepted = counters.accepted.load(Ordering::Relaxed);
-    let warm_accepted = warm.as_ref().map_or(0, |w| w.1);
+    let warm_accepted = warm.accepted.load(Ordering::Relaxed);
     let expected = workflows_before + (warm_accepted + accepted) as i64;
     let commits = server_figures(&base).await?;
     println!("transport:       {:?}", settings.transport);
@@ -356,14 +356,17 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         counters.rejected.load(Ordering::Relaxed),
         counters.failed.load(Ordering::Relaxed)
     );
-    if let Some((w, accepted)) = &warm {
+    if warm_total > 0 {
+        let l = warm.latencies().before.clone();
         println!(
-            "warm-up:         {} s, {accepted} accepted; latency (µs) p50 {}  p99 {}  p99.9 {}  max {} (not in the figures below)",
+            "warm-up:         {} s, {warm_accepted} accepted, {} rejected, {} failed; latency (µs) p50 {}  p99 {}  p99.9 {}  max {} (not in the other figures)",
             args.warmup,
-            w.value_at_quantile(0.5),
-            w.value_at_quantile(0.99),
-            w.value_at_quantile(0.999),
-            w.max()
+            warm.rejected.load(Ordering::Relaxed),
+            warm.failed.load(Ordering::Relaxed),
+            l.value_at_quantile(0.5),
+            l.value_at_quantile(0.99),
+            l.value_at_quantile(0.999),
+            l.max()
         );
     }
     println!(

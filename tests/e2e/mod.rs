@@ -2,6 +2,7 @@
 //! Cargo builds one test binary).
 
 mod crash;
+mod demo;
 mod midstep;
 mod support;
 mod up;

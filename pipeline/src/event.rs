@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::command::NewOrder;
 use crate::types::ids::{AccountId, Asset, ClientOrderId, MarketId, OrderId, TradeId};
 use crate::types::money::{Price, Quantity};
 use crate::types::order::{OrderType, SelfTradePrevention, Side, TimeInForce};
@@ -130,6 +131,27 @@ pub struct OrderRecord {
     pub hold: Decimal,
     /// When the order was accepted (microseconds).
     pub ts: u64,
+}
+
+impl OrderRecord {
+    /// The order as it was placed: the [`NewOrder`] that an `OrderAccepted`
+    /// record was made from (quantities as values: `"0.10"` reads back as
+    /// `"0.1"`). Lets a stored workflow leave out a command its first event
+    /// already holds.
+    pub fn as_placed(&self) -> NewOrder {
+        NewOrder {
+            account: self.account,
+            client_order_id: self.client_order_id,
+            market: self.market,
+            side: self.side,
+            order_type: self.order_type,
+            price: self.price,
+            quantity: self.quantity,
+            time_in_force: self.time_in_force,
+            post_only: self.post_only,
+            stp: self.stp,
+        }
+    }
 }
 
 /// A trade between a resting (maker) and an incoming (taker) order, at the maker's price.

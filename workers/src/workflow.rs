@@ -164,7 +164,13 @@ impl RetryPolicy {
 /// What a workflow carries: the accepted command, its time, and the events it
 /// produced. Its id is the sequence number of its first event, so ids are
 /// unique and ordered like the engine's log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Stored (journal rows, queue messages) it leaves out what its events
+/// already say: a placed order's command when its `order_accepted` event
+/// holds the same order, an event's `seq` when it follows the one before
+/// (the first follows `id - 1`), and an event's `ts` when it is the
+/// workflow's. Reading puts them back, and reads the full form too.
+#[derive(Clone, Debug, PartialEq)]
 pub struct WorkflowInput {
     /// The first event's sequence number.
     pub id: u64,
@@ -237,9 +243,186 @@ impl WorkflowInput {
     }
 }
 
+/// The stored form of a [`WorkflowInput`] (see there): `C` and `E` are the
+/// command and event kind, borrowed to write and owned to read.
+#[derive(Serialize, Deserialize)]
+struct Stored<C, E> {
+    id: u64,
+    kind: WorkflowKind,
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    command: Option<C>,
+    ts: u64,
+    events: Vec<StoredEvent<E>>,
+}
+
+/// An event of [`Stored`].
+#[derive(Serialize, Deserialize)]
+struct StoredEvent<E> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts: Option<u64>,
+    kind: E,
+}
+
+fn none<C>() -> Option<C> {
+    None
+}
+
+/// The order a workflow's first event accepted, as it was placed.
+fn placed(events: &[Event]) -> Option<pipeline::NewOrder> {
+    match &events.first()?.kind {
+        EventKind::OrderAccepted { order } => Some(order.as_placed()),
+        _ => None,
+    }
+}
+
+impl Serialize for WorkflowInput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let implied =
+            matches!(&self.command, Command::Place(o) if placed(&self.events).as_ref() == Some(o));
+        let mut next = self.id;
+        let events = self
+            .events
+            .iter()
+            .map(|e| {
+                let seq = (e.seq != next).then_some(e.seq);
+                next = e.seq + 1;
+                StoredEvent {
+                    seq,
+                    ts: (e.ts != self.ts).then_some(e.ts),
+                    kind: &e.kind,
+                }
+            })
+            .collect();
+        Stored {
+            id: self.id,
+            kind: self.kind,
+            command: (!implied).then_some(&self.command),
+            ts: self.ts,
+            events,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkflowInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let stored = Stored::<Command, EventKind>::deserialize(d)?;
+        let mut next = stored.id;
+        let events: Vec<Event> = stored
+            .events
+            .into_iter()
+            .map(|e| {
+                let seq = e.seq.unwrap_or(next);
+                next = seq + 1;
+                Event {
+                    seq,
+                    ts: e.ts.unwrap_or(stored.ts),
+                    kind: e.kind,
+                }
+            })
+            .collect();
+        let command = match stored.command {
+            Some(c) => c,
+            None => Command::Place(placed(&events).ok_or_else(|| {
+                serde::de::Error::custom(
+                    "a workflow without its command must start with order_accepted",
+                )
+            })?),
+        };
+        Ok(WorkflowInput {
+            id: stored.id,
+            kind: stored.kind,
+            command,
+            ts: stored.ts,
+            events,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    /// Workflows of a deposit, a resting sell and a buy that trades with it
+    /// and closes.
+    fn applied() -> Vec<WorkflowInput> {
+        let mut engine = pipeline::Engine::new(crate::config::engine_config());
+        let commands = [
+            json!({"deposit": {"account": 1002, "asset": "USD", "amount": "100000"}}),
+            json!({"deposit": {"account": 1003, "asset": "BTC", "amount": "2"}}),
+            json!({"place": {"account": 1003, "client_order_id": "s-1", "market": "BTC-USD", "side": "sell",
+                "order_type": "limit", "price": "50000.10", "quantity": "0.5", "time_in_force": "gtc", "post_only": false}}),
+            json!({"place": {"account": 1002, "client_order_id": null, "market": "BTC-USD", "side": "buy",
+                "order_type": "limit", "price": "50001", "quantity": "0.25", "time_in_force": "ioc", "post_only": false}}),
+        ];
+        commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let c: Command = serde_json::from_value(c).unwrap();
+                let ts = 1_764_000_000_000_000 + i as u64;
+                let events = engine.apply(c.clone(), ts).unwrap();
+                WorkflowInput::new(c, ts, events).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stored_workflow_reads_back_equal_and_leaves_out_what_its_events_say() {
+        let wfs = applied();
+        assert_eq!(wfs[3].events.len(), 3, "accepted, trade, closed");
+        for wf in &wfs {
+            let text = serde_json::to_string(wf).unwrap();
+            let back: WorkflowInput = serde_json::from_str(&text).unwrap();
+            assert_eq!(&back, wf, "{text}");
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let placed = wf.kind == WorkflowKind::Order;
+            assert_eq!(v.get("command").is_none(), placed, "{text}");
+            for e in v["events"].as_array().unwrap() {
+                assert!(e.get("seq").is_none() && e.get("ts").is_none(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_full_form_and_what_events_do_not_imply_are_kept() {
+        let mut wfs = applied();
+        // A command its event does not match, a gap in seq, a later ts.
+        let Command::Place(o) = &mut wfs[3].command else {
+            panic!()
+        };
+        o.post_only = true;
+        wfs[3].events[1].seq += 5;
+        wfs[3].events[2].seq += 5;
+        wfs[3].events[2].ts += 1;
+        for wf in &wfs {
+            let full = json!({
+                "id": wf.id, "kind": wf.kind, "command": wf.command, "ts": wf.ts, "events": wf.events,
+            });
+            assert_eq!(&serde_json::from_value::<WorkflowInput>(full).unwrap(), wf);
+            let text = serde_json::to_string(wf).unwrap();
+            assert_eq!(&serde_json::from_str::<WorkflowInput>(&text).unwrap(), wf);
+        }
+        let v = serde_json::to_value(&wfs[3]).unwrap();
+        assert!(v.get("command").is_some());
+        assert_eq!(v["events"][1]["seq"], json!(wfs[3].events[1].seq));
+        assert!(v["events"][2].get("seq").is_none());
+        assert_eq!(v["events"][2]["ts"], json!(wfs[3].events[2].ts));
+    }
+
+    #[test]
+    fn a_stored_order_without_its_command_or_accepted_event_is_refused() {
+        let wf = &applied()[0];
+        let bad = json!({"id": wf.id, "kind": "order", "ts": wf.ts, "events": [{"kind": wf.events[0].kind}]});
+        let e = serde_json::from_value::<WorkflowInput>(bad).unwrap_err();
+        assert!(
+            e.to_string().contains("must start with order_accepted"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn an_order_runs_all_four_steps_in_order() {

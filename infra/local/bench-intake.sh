@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmark only (not a test): one run of the intake alone on postgres, as the
+# README's benchmark rows measure it, plus what a figure alone does not show.
+#   infra/local/bench-intake.sh [SECONDS [RATE]]       (defaults: 30 s, 10,000/s)
+# Drops and recreates the database `cwdemo` (`CWDEMO_URL`, default on
+# 127.0.0.1:5432), runs CHECKPOINT and sync, then the demo with a 5 s warm-up
+# and `--intake-only`, and stops it once the intake's figures are printed
+# (before the workers drain). Then prints WAL written per second, checkpoints,
+# how busy both cores were, and the journal's bytes per row.
+# `CLEARWAY_BIN=/path/to/clearway` runs another build (to compare two commits);
+# by default it is `cargo run --release`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+secs=${1:-30}
+rate=${2:-10000}
+url=${CWDEMO_URL:-postgres://postgres@127.0.0.1:5432/cwdemo}
+admin="${url%/*}/postgres"
+if [ -z "${CLEARWAY_BIN:-}" ]; then
+  cargo build --release --quiet
+  CLEARWAY_BIN="${CARGO_TARGET_DIR:-target}/release/clearway"
+fi
+
+psql "$admin" -qc "drop database if exists cwdemo" 2>/dev/null
+psql "$admin" -qc "create database cwdemo"
+psql "$admin" -qc "checkpoint"
+sync
+q() { psql "$admin" -Atc "$1"; }
+cpu() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
+lsn0=$(q "select pg_current_wal_lsn()")
+ck0=$(q "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")
+read -r busy0 total0 < <(cpu)
+
+out=$(mktemp)
+err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+CLEARWAY_TRANSPORT=postgres CLEARWAY_DATABASE_URL="$url" \
+  "$CLEARWAY_BIN" demo --rate "$rate" --seconds "$secs" --warmup 5 --intake-only >"$out" 2>"$err" &
+pid=$!
+# The intake's figures end with the group-commit line.
+until grep -q "^group commits" "$out"; do
+  kill -0 "$pid" 2>/dev/null || { cat "$out" "$err" >&2; exit 1; }
+  sleep 0.5
+done
+read -r busy1 total1 < <(cpu)
+lsn1=$(q "select pg_current_wal_lsn()")
+ck1=$(q "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")
+sleep 0.5
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+
+cat "$out"
+echo "WAL:             $(q "select round(pg_wal_lsn_diff('$lsn1', '$lsn0') / 1e6 / ($secs + 5), 1)") MB/s over the warm-up and the run; $((ck1 - ck0)) checkpoints"
+echo "cores busy:      $(( (busy1 - busy0) * 100 / (total1 - total0) ))%"
+echo "slow commits:    $(grep -c "slow group commit" "$err" || true) logged (over 20 ms)"
+psql "$url" -Atc "select 'journal:         ' || count(*) || ' rows, input ' || round(avg(length(input))) || ' bytes on average, '
+  || round(pg_relation_size('workflows')::numeric / count(*)) || ' table bytes per row ('
+  || round(pg_total_relation_size('workflows')::numeric / count(*)) || ' with indexes)' from workflows"

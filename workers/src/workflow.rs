@@ -287,7 +287,7 @@ impl Serialize for WorkflowInput {
             .iter()
             .map(|e| {
                 let seq = (e.seq != next).then_some(e.seq);
-                next = e.seq + 1;
+                next = e.seq.wrapping_add(1);
                 StoredEvent {
                     seq,
                     ts: (e.ts != self.ts).then_some(e.ts),
@@ -315,7 +315,9 @@ impl<'de> Deserialize<'de> for WorkflowInput {
             .into_iter()
             .map(|e| {
                 let seq = e.seq.unwrap_or(next);
-                next = seq + 1;
+                // A damaged row must not panic recovery: replay then
+                // finds its events wrong and says so.
+                next = seq.wrapping_add(1);
                 Event {
                     seq,
                     ts: e.ts.unwrap_or(stored.ts),
@@ -411,6 +413,17 @@ mod tests {
         assert_eq!(v["events"][1]["seq"], json!(wfs[3].events[1].seq));
         assert!(v["events"][2].get("seq").is_none());
         assert_eq!(v["events"][2]["ts"], json!(wfs[3].events[2].ts));
+    }
+
+    #[test]
+    fn a_damaged_seq_reads_without_a_panic() {
+        let wf = &applied()[3];
+        let mut v = serde_json::to_value(wf).unwrap();
+        v["events"][0]["seq"] = json!(u64::MAX);
+        let back: WorkflowInput = serde_json::from_value(v).unwrap();
+        assert_eq!(back.events[0].seq, u64::MAX);
+        assert_eq!(back.events[1].seq, 0, "the next one wraps");
+        assert_ne!(&back, wf);
     }
 
     #[test]

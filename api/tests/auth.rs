@@ -119,6 +119,7 @@ fn jwks_only(jwks: Jwks) -> AuthConfig {
         audience: api::auth::DEFAULT_AUDIENCE.into(),
         hs256_secret: None,
         jwks: Some(std::sync::Arc::new(jwks)),
+        cache: Default::default(),
     }
 }
 

@@ -92,6 +92,7 @@ fn hs256_auth() -> AuthConfig {
         audience: api::auth::DEFAULT_AUDIENCE.into(),
         hs256_secret: Some(SECRET.to_vec()),
         jwks: None,
+        cache: Default::default(),
     }
 }
 

@@ -28,7 +28,7 @@ pub(super) fn routes() -> Vec<Route> {
 
 /// Places an order: 202 with the fills once durable; 200 with the original
 /// answer for a retry of the same `client_order_id` and parameters.
-#[tracing::instrument(skip(s, p, req), fields(account.id = p.account.0))]
+#[tracing::instrument(level = "debug", skip(s, p, req), fields(account.id = p.account.0))]
 async fn create_order(
     State(s): State<AppState>,
     p: Principal,
@@ -49,7 +49,7 @@ async fn create_order(
 }
 
 /// Cancels an open order: 202 with its final state.
-#[tracing::instrument(skip(s, p), fields(account.id = p.account.0))]
+#[tracing::instrument(level = "debug", skip(s, p), fields(account.id = p.account.0))]
 async fn cancel_order(
     State(s): State<AppState>,
     p: Principal,

@@ -230,6 +230,31 @@ fn with_backend_flush_after(opts: PgConnectOptions) -> PgConnectOptions {
     opts.options([("backend_flush_after", BACKEND_FLUSH_AFTER)])
 }
 
+/// Without TLS on loopback, unless asked for: sqlx's default `sslmode` is
+/// `prefer`, which sets up TLS whenever the server offers it (Debian's
+/// does), and on a connection that never leaves the machine that only
+/// costs CPU (measured: ≈ 1.5% of all CPU in the server's libcrypto and
+/// libssl, and more in rustls on Clearway's side, at 8,000 orders/s). A
+/// `sslmode` in the URL or `PGSSLMODE` is kept as given.
+fn without_tls_on_loopback(url: &str, opts: PgConnectOptions) -> PgConnectOptions {
+    let asked = url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|kv| kv.starts_with("sslmode=") || kv.starts_with("ssl-mode="))
+    }) || std::env::var_os("PGSSLMODE").is_some();
+    let host = opts.get_host();
+    let loopback = opts.get_socket().is_some()
+        || host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if asked || !loopback {
+        return opts;
+    }
+    opts.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+}
+
 impl Db {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating a SQLite
     /// file when missing. SQLite runs in WAL mode with `synchronous=FULL` on
@@ -238,7 +263,7 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
         if url.starts_with("postgres") {
             let opts = PgConnectOptions::from_str(url).context("Failed to parse DATABASE_URL")?;
-            let opts = with_backend_flush_after(opts);
+            let opts = without_tls_on_loopback(url, with_backend_flush_after(opts));
             let pool = pg_pool_options(max_connections)
                 .connect_with(opts)
                 .await
@@ -422,5 +447,44 @@ impl Tx {
             Tx::Lite(tx, _) => tx.commit().await,
         }
         .context("Failed to commit")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::postgres::PgSslMode;
+
+    #[test]
+    fn loopback_connections_skip_tls_unless_a_url_asks_for_it() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return; // the environment decides; nothing of Clearway's to check
+        }
+        let mode = |url: &str| {
+            let opts = PgConnectOptions::from_str(url).unwrap();
+            without_tls_on_loopback(url, opts).get_ssl_mode()
+        };
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/db",
+            "postgres://postgres@localhost/db",
+            "postgres://postgres@[::1]:5432/db",
+            "postgres://postgres@127.0.0.1/db?host=/var/run/postgresql",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Disable), "{url}");
+        }
+        for url in [
+            "postgres://postgres@db.example.com/db",
+            "postgres://postgres@10.0.0.5/db",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Prefer), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://postgres@127.0.0.1/db?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://postgres@localhost/db?application_name=x&sslmode=prefer"),
+            PgSslMode::Prefer
+        ));
     }
 }

@@ -110,6 +110,7 @@ async fn send_lane(
     mut sender: Option<Sender>,
 ) -> Result<()> {
     use http_body_util::{BodyExt, Full};
+    let host = hyper::header::HeaderValue::try_from(addr.to_string())?;
     while let Some(Due {
         due,
         counters,
@@ -123,7 +124,7 @@ async fn send_lane(
         let status = match sender.as_mut() {
             Some(s) => {
                 let req = hyper::Request::post("/v1/orders")
-                    .header(hyper::header::HOST, addr.to_string())
+                    .header(hyper::header::HOST, host.clone())
                     .header(hyper::header::AUTHORIZATION, bearer)
                     .header(hyper::header::CONTENT_TYPE, "application/json")
                     .body(Full::new(body))?;

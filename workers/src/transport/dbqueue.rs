@@ -313,12 +313,9 @@ struct Ctx {
 }
 
 async fn handle(job: serde_json::Value, id: TaskId, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
-    // apalis runs handlers as tasks of their own and reports a worker stopped
-    // without waiting for them: the tracker is what shutdown waits on.
-    ctx.in_flight
-        .clone()
-        .track_future(handle_job(job, id, ctx))
-        .await
+    // The tracker is what shutdown waits on (see `run_tracked`).
+    let in_flight = ctx.in_flight.clone();
+    super::run_tracked(&in_flight, handle_job(job, id, ctx)).await
 }
 
 async fn handle_job(job: serde_json::Value, id: TaskId, ctx: Data<Ctx>) -> Result<(), BoxDynError> {

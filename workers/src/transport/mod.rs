@@ -131,6 +131,29 @@ async fn run_monitor(
     ran
 }
 
+/// Runs a step as a task of its own on `in_flight` and waits for it.
+/// Before, the step was a tracked future inside apalis' handler, so its
+/// life was the handler's: once in CI a step held across SIGTERM finished
+/// its outside effect and was never recorded, and shutdown had not waited
+/// for it (the cause inside apalis is not pinned down). A task of its own
+/// runs on whatever becomes of the handler, and shutdown waits for it
+/// ([`finish_in_flight`]); if the handler is gone, its job was never
+/// acknowledged and comes back, a duplicate the step recognises. A panic in
+/// the step is the handler's panic, as before.
+async fn run_tracked<F>(
+    in_flight: &tokio_util::task::TaskTracker,
+    step: F,
+) -> Result<(), apalis::prelude::BoxDynError>
+where
+    F: std::future::Future<Output = Result<(), apalis::prelude::BoxDynError>> + Send + 'static,
+{
+    match in_flight.spawn(step).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(anyhow::anyhow!("the step's task was cancelled: {e}").into()),
+    }
+}
+
 /// After the workers stopped pulling: waits up to `within` for the steps
 /// still running (apalis does not wait for its handler tasks). A step still
 /// running then is cut off with the process; its job or message was never

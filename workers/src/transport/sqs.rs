@@ -548,14 +548,10 @@ async fn handle(
     delivery: Data<Delivery>,
     ctx: Data<Ctx>,
 ) -> Result<(), BoxDynError> {
-    // apalis runs handlers as tasks of their own and reports a worker stopped
-    // without waiting for them: the tracker is what shutdown waits on.
+    // The tracker is what shutdown waits on (see `run_tracked`).
     let (held, group) = (ctx.held.clone(), delivery.group.clone());
-    let result = ctx
-        .in_flight
-        .clone()
-        .track_future(handle_message(job, delivery, ctx))
-        .await;
+    let in_flight = ctx.in_flight.clone();
+    let result = super::run_tracked(&in_flight, handle_message(job, delivery, ctx)).await;
     if result.is_err() {
         // Not acknowledged: it comes back after its visibility timeout.
         held.hold(&group, VISIBILITY_S);

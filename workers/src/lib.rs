@@ -5,7 +5,8 @@
 //! workers, idempotently, with retries and a dead-letter path.
 //!
 //! - [`db`]: one SQL text for PostgreSQL and SQLite (`Db`, `Tx`, `Arg`, `Row`;
-//!   SQLite writers queue in-process, the intake first: `WriteQueue`);
+//!   SQLite writers queue in-process, the intake first: `WriteQueue`; a
+//!   PostgreSQL connection kept between statements: `HeldConnection`);
 //! - [`workflow`]: the definition — steps, kinds, states, retry policy, input;
 //! - [`records`]: workflow state and the append-only attempt history;
 //! - [`steps`]: the four steps, a file each (`persist`, `settle`, `publish`, `archive`);

@@ -9,6 +9,7 @@ use anyhow::Result;
 use pipeline::Command;
 use tokio::sync::{broadcast, mpsc};
 use workers::config::{Services, engine_config};
+use workers::db::HeldConnection;
 use workers::workflow::WorkflowInput;
 
 use super::idem::{ClientIds, Lookup};
@@ -42,6 +43,8 @@ pub(super) struct Host {
     committed: broadcast::Sender<Arc<Committed>>,
     /// The books as last published.
     books: BookTracker,
+    /// The connection group commits run on, kept between them.
+    held: HeldConnection,
 }
 
 impl Host {
@@ -61,6 +64,7 @@ impl Host {
             last_ts: 0,
             committed,
             books: BookTracker::default(),
+            held: HeldConnection::default(),
         }
     }
 
@@ -230,12 +234,15 @@ impl Host {
         }
     }
 
-    async fn commit(&self, wfs: &[WorkflowInput]) -> bool {
+    async fn commit(&mut self, wfs: &[WorkflowInput]) -> bool {
         let Services { db, transport, .. } = &self.services;
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=COMMIT_ATTEMPTS {
             let started = std::time::Instant::now();
-            match transport.commit_accepted(db, wfs).await {
+            match transport
+                .commit_accepted_held(db, &mut self.held, wfs)
+                .await
+            {
                 Ok(()) => {
                     let took = started.elapsed();
                     if took >= SLOW_COMMIT {

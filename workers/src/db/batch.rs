@@ -139,10 +139,12 @@ fn pg_statement(sql: &str, rows: &[Vec<Arg>], width: usize) -> Result<(String, V
 
 impl super::Db {
     /// PostgreSQL: runs `sql` over `rows` (see the module docs) as ONE
-    /// statement, a transaction of its own: one round trip. `extra`
-    /// arguments follow the row columns (`$w+1`, … for rows `w` wide).
+    /// statement, a transaction of its own: one round trip, on `held`'s
+    /// connection. `extra` arguments follow the row columns (`$w+1`, … for
+    /// rows `w` wide).
     pub async fn exec_values_alone(
         &self,
+        held: &mut super::HeldConnection,
         sql: &str,
         rows: &[Vec<Arg>],
         extra: Vec<Arg>,
@@ -150,7 +152,7 @@ impl super::Db {
         ensure!(!rows.is_empty(), "no rows for: {sql}");
         let (text, mut args) = pg_statement(sql, rows, rows[0].len())?;
         args.extend(extra);
-        self.exec(&text, &args).await
+        self.exec_held(held, &text, &args).await
     }
 }
 

@@ -177,14 +177,20 @@ impl DbQueue {
     /// their persist job in ONE statement (a data-modifying `with`), which
     /// PostgreSQL runs as a transaction of its own — one round trip instead
     /// of four (begin, two inserts, commit).
-    pub async fn accept_pg(&self, db: &Db, rows: &[Vec<Arg>], job: &StepJob) -> Result<()> {
+    pub async fn accept_pg(
+        &self,
+        db: &Db,
+        held: &mut crate::db::HeldConnection,
+        rows: &[Vec<Arg>],
+        job: &StepJob,
+    ) -> Result<()> {
         let width = rows.first().map_or(0, Vec::len);
         let sql = format!(
             "with w as ({} returning 1) {}",
             crate::records::INSERT_WORKFLOWS,
             pg_insert_job(width + 1)
         );
-        db.exec_values_alone(&sql, rows, pg_job_args(job, 0)?)
+        db.exec_values_alone(held, &sql, rows, pg_job_args(job, 0)?)
             .await?;
         Ok(())
     }

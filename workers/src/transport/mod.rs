@@ -6,7 +6,7 @@
 pub mod dbqueue;
 pub mod sqs;
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, HeldConnection, Tx};
 use crate::records;
 use crate::runtime::{Handoff, StepJob, now_us};
 use crate::workflow::{Step, WorkflowInput};
@@ -28,6 +28,18 @@ impl Transport {
     /// on SQS it is one SendMessageBatch whose persist message carries the
     /// workflows' inputs.
     pub async fn commit_accepted(&self, db: &Db, wfs: &[WorkflowInput]) -> Result<()> {
+        self.commit_accepted_held(db, &mut HeldConnection::default(), wfs)
+            .await
+    }
+
+    /// [`Transport::commit_accepted`] on `held`'s PostgreSQL connection
+    /// (the engine host keeps one between its group commits).
+    pub async fn commit_accepted_held(
+        &self,
+        db: &Db,
+        held: &mut HeldConnection,
+        wfs: &[WorkflowInput],
+    ) -> Result<()> {
         if wfs.is_empty() {
             return Ok(());
         }
@@ -36,7 +48,7 @@ impl Transport {
                 let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
                 if !db.is_sqlite() {
                     let rows = records::workflow_rows(wfs, now_us())?;
-                    return q.accept_pg(db, &rows, &job).await;
+                    return q.accept_pg(db, held, &rows, &job).await;
                 }
                 let mut tx = db.begin_in(crate::db::Lane::Urgent).await?;
                 records::insert_workflows(&mut tx, wfs, now_us()).await?;

@@ -13,7 +13,8 @@
 //!   book cache, workflow progress;
 //! - [`wire`]: request and response bodies, `TryFrom<…> for NewOrder`;
 //! - [`read`]: SQL reads of persisted orders and trades;
-//! - [`auth`]: JWT bearer authentication and scopes; [`dev`]: the dev HS256 secret;
+//! - [`auth`]: JWT bearer authentication, scopes and the cache of verified tokens;
+//!   [`dev`]: the dev HS256 secret;
 //! - [`ratelimit`]: per-account and global token buckets;
 //! - [`metrics`]: Prometheus counters, and histograms of group-commit and request latency;
 //! - [`error`]: [`ApiError`] → RFC 9457 problem+json; [`extract`]: extractors

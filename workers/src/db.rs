@@ -273,6 +273,15 @@ fn without_tls_on_loopback(url: &str, opts: PgConnectOptions) -> PgConnectOption
     opts.ssl_mode(sqlx::postgres::PgSslMode::Disable)
 }
 
+/// Runs one statement on a PostgreSQL pool or connection; rows affected.
+async fn pg_exec<'c>(on: impl sqlx::PgExecutor<'c>, sql: &str, args: &[Arg]) -> Result<u64> {
+    let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
+    Ok(q.execute(on)
+        .await
+        .with_context(|| format!("statement failed: {sql}"))?
+        .rows_affected())
+}
+
 impl Db {
     /// Connects to `url` (`postgres://…` or `sqlite://…`), creating a SQLite
     /// file when missing. SQLite runs in WAL mode with `synchronous=FULL` on
@@ -357,13 +366,7 @@ impl Db {
     /// trip); SQLite gets `begin immediate` … `commit`.
     pub async fn exec(&self, sql: &str, args: &[Arg]) -> Result<u64> {
         match self {
-            Db::Pg(p) => {
-                let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
-                Ok(q.execute(p)
-                    .await
-                    .with_context(|| format!("statement failed: {sql}"))?
-                    .rows_affected())
-            }
+            Db::Pg(p) => pg_exec(p, sql, args).await,
             Db::Lite(..) => {
                 let mut tx = self.begin().await?;
                 let n = tx.exec(sql, args).await?;
@@ -388,15 +391,12 @@ impl Db {
             Some(c) => c,
             empty => empty.insert(p.acquire().await.context("Failed to get a connection")?),
         };
-        let q = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args, pg);
-        match q.execute(&mut **conn).await {
-            Ok(done) => Ok(done.rows_affected()),
-            Err(e) => {
-                // Back to the pool, whose check closes it if it is broken.
-                held.0 = None;
-                Err(e).with_context(|| format!("statement failed: {sql}"))
-            }
+        let done = pg_exec(&mut **conn, sql, args).await;
+        if done.is_err() {
+            // Back to the pool, whose check closes it if it is broken.
+            held.0 = None;
         }
+        done
     }
 
     /// Runs one query outside a transaction.

@@ -6,7 +6,8 @@
 //! - [`host`]: the engine host — one task, on a thread of its own, owns the
 //!   engine, batches commands,
 //!   group-commits them to the transport, and only then replies; it keeps
-//!   recently closed orders readable until persist has recorded them;
+//!   recently closed orders readable until persist has recorded them, and
+//!   writes snapshots so a restart replays only the journal's tail;
 //! - [`http`]: the route lists (`orders`, `markets`, `funds`, `ws`, `openapi`,
 //!   `health`) merged in one place; the OpenAPI document;
 //! - [`stream`]: WebSocket market data and order updates, Redis fan-out and

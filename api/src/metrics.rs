@@ -37,6 +37,11 @@ pub struct Metrics {
     pub rejects: AtomicU64,
     /// Successful engine rebuilds from the journal.
     pub rebuilds: AtomicU64,
+    /// The snapshot the last rebuild started from (its sequence number;
+    /// 0: none, the whole journal was replayed). A gauge.
+    pub rebuild_snapshot_seq: AtomicU64,
+    /// The workflows the last rebuild replayed from the journal. A gauge.
+    pub rebuild_replayed: AtomicU64,
     /// WebSocket clients connected now (a gauge).
     pub ws_clients: AtomicI64,
     /// Messages (publishes and book snapshots) that did not reach Redis.
@@ -115,11 +120,23 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE clearway_engine_commit_seconds histogram");
         self.commit_latency
             .render("clearway_engine_commit_seconds", "", &mut out);
-        let _ = writeln!(
-            out,
-            "# TYPE clearway_ws_clients gauge\nclearway_ws_clients {}",
-            self.ws_clients.load(Ordering::Relaxed)
-        );
+        let gauges = [
+            (
+                "clearway_engine_rebuild_snapshot_seq",
+                self.rebuild_snapshot_seq.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "clearway_engine_rebuild_replayed_workflows",
+                self.rebuild_replayed.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "clearway_ws_clients",
+                self.ws_clients.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, v) in gauges {
+            let _ = writeln!(out, "# TYPE {name} gauge\n{name} {v}");
+        }
         out
     }
 }

@@ -139,3 +139,95 @@ async fn the_engine_fails_closed_while_the_journal_cannot_be_written_and_recover
     accepted.sort_unstable();
     assert_eq!(journaled_orders(&app.db, "workflows").await, accepted);
 }
+
+/// The value of the metric line `name` (no labels).
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// A restart loads the newest usable engine snapshot and replays only the
+/// journal after it: the books, the balances and the client order ids are
+/// what they were, on both database transports.
+async fn a_restart_resumes_from_the_newest_snapshot(postgres: bool) {
+    let policy = workers::snapshot::SnapshotPolicy {
+        every: 8,
+        replay_at_least: 5,
+    };
+    let app = spawn_app_with_snapshots(postgres, policy).await;
+    for i in 0..16 {
+        let price = format!("{}", 90_000 + i * 10);
+        let mut body = limit_sell(&price, "0.01");
+        body["client_order_id"] = format!("snap-{i}").into();
+        assert_eq!(app.place(SELLER, body).await.status(), 202);
+    }
+    // A buy that takes the two cheapest.
+    assert_eq!(
+        app.place(BUYER, limit_buy("90010", "0.02")).await.status(),
+        202
+    );
+    for i in 16..20 {
+        assert_eq!(
+            app.place(SELLER, sell(&format!("snap-{i}"))).await.status(),
+            202
+        );
+    }
+    // The snapshots are written off the engine's thread: wait for one that
+    // leaves at least five sequence numbers of the journal to replay.
+    app.wait_until("a usable snapshot", || async {
+        workers::snapshot::newest_usable(&app.db, policy.replay_at_least)
+            .await
+            .expect("the snapshot table")
+            .is_some()
+    })
+    .await;
+    let book = app.get_json(SELLER, "/v1/markets/BTC-USD/book").await;
+    let balances = [
+        app.get_json(SELLER, "/v1/balances").await,
+        app.get_json(BUYER, "/v1/balances").await,
+    ];
+    let workflows = app.workflow_count().await as u64;
+
+    let app = app.restart().await;
+    let metrics = app.metrics().await;
+    let from = metric(&metrics, "clearway_engine_rebuild_snapshot_seq");
+    let replayed = metric(&metrics, "clearway_engine_rebuild_replayed_workflows");
+    assert!(from > 0, "started from a snapshot: {metrics}");
+    assert!(
+        replayed >= 1 && replayed < workflows,
+        "replayed {replayed} of {workflows} workflows"
+    );
+    assert_eq!(app.get_json(SELLER, "/v1/markets/BTC-USD/book").await, book);
+    assert_eq!(app.get_json(SELLER, "/v1/balances").await, balances[0]);
+    assert_eq!(app.get_json(BUYER, "/v1/balances").await, balances[1]);
+
+    // Client order ids placed before the snapshot are still known: a retry
+    // gets the original order, a reuse with other parameters is a conflict.
+    let mut first = limit_sell("90000", "0.01");
+    first["client_order_id"] = "snap-0".into();
+    let again = app.place(SELLER, first.clone()).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.expect("an order");
+    let found = by_client_id(&app, SELLER, "snap-0").await;
+    assert_eq!(found[0]["order_id"], again["order_id"]);
+    first["price"] = "90001".into();
+    assert_problem(
+        app.place(SELLER, first).await,
+        409,
+        "client_order_id_conflict",
+    )
+    .await;
+    // And the engine goes on from where it was.
+    assert_eq!(app.place(SELLER, sell("after-restart")).await.status(), 202);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_newest_snapshot_on_sqlite() {
+    a_restart_resumes_from_the_newest_snapshot(false).await;
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_newest_snapshot_on_postgres() {
+    a_restart_resumes_from_the_newest_snapshot(true).await;
+}

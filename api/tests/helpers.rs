@@ -27,7 +27,11 @@ pub struct TestApp {
     /// The app's database URL (for a second, independent connection).
     pub database_url: String,
     shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+    /// The intake's task (server, workers), to wait for on a restart.
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// What it was started with, for a restart on the same store.
+    settings: Settings,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestApp {
@@ -126,6 +130,11 @@ async fn create_pg_database() -> String {
 
 async fn spawn(store: Store, rate: RateConfig, streams: StreamConfig, auth: AuthConfig) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
+    start(settings_for(store, &dir).await, dir, rate, streams, auth).await
+}
+
+/// Settings for a fresh store in `dir`.
+async fn settings_for(store: Store, dir: &tempfile::TempDir) -> Settings {
     // Start from the environment's settings so fields added later keep their defaults.
     let mut settings = Settings::from_env().expect("settings");
     settings.data_dir = dir.path().to_path_buf();
@@ -142,6 +151,40 @@ async fn spawn(store: Store, rate: RateConfig, streams: StreamConfig, auth: Auth
     }
     settings.kinesis = false;
     settings.s3 = false;
+    settings
+}
+
+/// An app (SQLite, or PostgreSQL when `postgres`) whose engine snapshots
+/// follow `snapshots`.
+pub async fn spawn_app_with_snapshots(
+    postgres: bool,
+    snapshots: workers::snapshot::SnapshotPolicy,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = if postgres {
+        Store::Postgres
+    } else {
+        Store::Sqlite
+    };
+    let mut settings = settings_for(store, &dir).await;
+    settings.snapshots = snapshots;
+    start(
+        settings,
+        dir,
+        RateConfig::default(),
+        StreamConfig::default(),
+        hs256_auth(),
+    )
+    .await
+}
+
+async fn start(
+    settings: Settings,
+    dir: tempfile::TempDir,
+    rate: RateConfig,
+    streams: StreamConfig,
+    auth: AuthConfig,
+) -> TestApp {
     let services = connect(&settings, "test").await.expect("services");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -149,7 +192,7 @@ async fn spawn(store: Store, rate: RateConfig, streams: StreamConfig, auth: Auth
     let base = format!("http://{}", listener.local_addr().expect("an address"));
     let shutdown = CancellationToken::new();
     let db = services.db.clone();
-    tokio::spawn(run_with(
+    let task = tokio::spawn(run_with(
         listener,
         services,
         IntakeConfig { auth, rate },
@@ -164,7 +207,9 @@ async fn spawn(store: Store, rate: RateConfig, streams: StreamConfig, auth: Auth
         db,
         database_url: settings.database_url.clone(),
         shutdown,
-        _dir: dir,
+        task: Some(task),
+        settings,
+        dir: Some(dir),
     };
     app.wait_until("the intake is ready", || async {
         app.client
@@ -175,6 +220,30 @@ async fn spawn(store: Store, rate: RateConfig, streams: StreamConfig, auth: Auth
     })
     .await;
     app
+}
+
+impl TestApp {
+    /// Stops this app (server and workers) and starts another on the same
+    /// database and data directory, as a restart of the process would.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the app stops")
+                .expect("the app's task")
+                .expect("the app ran");
+        }
+        let dir = self.dir.take().expect("a data dir");
+        start(
+            self.settings.clone(),
+            dir,
+            RateConfig::default(),
+            StreamConfig::default(),
+            hs256_auth(),
+        )
+        .await
+    }
 }
 
 pub fn claims(account: u64, scopes: &[&str]) -> Claims {

@@ -2,7 +2,7 @@
 //! Every order that got a 202 is afterwards resting in the book or settled,
 //! none twice, and balances equal what the accepted events imply.
 
-use super::support::{Running, start_up, start_up_in};
+use super::support::{Running, start_up_with};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashSet};
@@ -75,7 +75,13 @@ async fn wait_until_settled(app: &Running) -> sqlx::SqlitePool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_accepted_order_survives_a_sigkill_exactly_once() {
-    let app = start_up().await;
+    // Snapshots every 50 sequence numbers, so the restart loads one and
+    // replays only the journal after it (at least 20 sequence numbers).
+    let snapshots = [
+        ("CLEARWAY_SNAPSHOT_EVERY", "50".to_string()),
+        ("CLEARWAY_SNAPSHOT_REPLAY_AT_LEAST", "20".to_string()),
+    ];
+    let app = start_up_with(tempfile::tempdir().unwrap(), &snapshots).await;
     let tokens = [app.token(1001), app.token(1002)];
     let base = app.base.clone();
     let count = Arc::new(AtomicUsize::new(0));
@@ -94,9 +100,27 @@ async fn every_accepted_order_survives_a_sigkill_exactly_once() {
     let accepted = loader.await.unwrap();
     assert!(accepted.len() >= 200);
 
-    let app = start_up_in(dir).await;
+    let app = start_up_with(dir, &snapshots).await;
     let pool = wait_until_settled(&app).await;
     let client = reqwest::Client::new();
+    let metrics = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let from: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("clearway_engine_rebuild_snapshot_seq "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no snapshot gauge in {metrics}"));
+    assert!(
+        from > 0,
+        "the restart started from a snapshot: {}",
+        app.log()
+    );
 
     // Each accepted order is known after the restart, once, and its state is
     // consistent: resting (open) or done, with the fills the trades table holds.

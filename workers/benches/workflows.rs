@@ -115,6 +115,7 @@ async fn main() -> Result<()> {
         aws_endpoint: aws.then(|| {
             std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".into())
         }),
+        snapshots: Default::default(),
     };
     let services = config::connect(&settings, "bench").await?;
     let mut engine = Engine::new(config::engine_config());

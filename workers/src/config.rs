@@ -4,6 +4,7 @@
 use crate::db::Db;
 use crate::runtime::{Runtime, StepEnv};
 use crate::sinks::{ArchiveStore, EventSink, kinesis::KinesisSink, local, s3::S3Archive};
+use crate::snapshot::SnapshotPolicy;
 use crate::transport::{Transport, dbqueue::DbQueue, sqs::SqsQueue};
 use anyhow::{Context, Result, bail};
 use pipeline::{AccountId, Asset, EngineConfig, Market, MarketId};
@@ -70,6 +71,9 @@ pub struct Settings {
     pub bucket: String,
     /// `AWS_ENDPOINT_URL`: an emulator on loopback in dev and CI; unset in production.
     pub aws_endpoint: Option<String>,
+    /// `CLEARWAY_SNAPSHOT_EVERY` (sequence numbers; 0: none) and
+    /// `CLEARWAY_SNAPSHOT_REPLAY_AT_LEAST`: the intake's engine snapshots.
+    pub snapshots: SnapshotPolicy,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -95,6 +99,20 @@ impl Settings {
             )?,
         };
         let aws = transport == TransportKind::Sqs;
+        let count = |name: &str, default: u64| -> Result<u64> {
+            var(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .with_context(|| format!("{name} must be a whole number, got {v:?}"))
+            })
+        };
+        let defaults = SnapshotPolicy::default();
+        let snapshots = SnapshotPolicy {
+            every: count("CLEARWAY_SNAPSHOT_EVERY", defaults.every)?,
+            replay_at_least: count(
+                "CLEARWAY_SNAPSHOT_REPLAY_AT_LEAST",
+                defaults.replay_at_least,
+            )?,
+        };
         Ok(Settings {
             transport,
             data_dir,
@@ -105,6 +123,7 @@ impl Settings {
             stream: var("CLEARWAY_STREAM").unwrap_or_else(|| "clearway-events".into()),
             bucket: var("CLEARWAY_BUCKET").unwrap_or_else(|| "clearway-archive".into()),
             aws_endpoint: var("AWS_ENDPOINT_URL"),
+            snapshots,
         })
     }
 
@@ -137,6 +156,11 @@ impl Settings {
             ("CLEARWAY_QUEUE_PREFIX", self.queue_prefix.clone()),
             ("CLEARWAY_STREAM", self.stream.clone()),
             ("CLEARWAY_BUCKET", self.bucket.clone()),
+            ("CLEARWAY_SNAPSHOT_EVERY", self.snapshots.every.to_string()),
+            (
+                "CLEARWAY_SNAPSHOT_REPLAY_AT_LEAST",
+                self.snapshots.replay_at_least.to_string(),
+            ),
         ];
         if let Some(e) = &self.aws_endpoint {
             env.push(("AWS_ENDPOINT_URL", e.clone()));
@@ -208,6 +232,8 @@ pub struct Services {
     pub transport: Transport,
     /// The step runner.
     pub runtime: Runtime,
+    /// The intake's engine snapshots.
+    pub snapshots: SnapshotPolicy,
 }
 
 /// Connects to every service named in `settings` and runs migrations.
@@ -273,5 +299,6 @@ pub async fn connect(settings: &Settings, worker: &str) -> Result<Services> {
         db,
         transport,
         runtime: Runtime { env },
+        snapshots: settings.snapshots,
     })
 }

@@ -14,6 +14,7 @@
 //! - [`runtime`]: runs one step for a batch of workflows and decides done / retry / dead;
 //! - [`transport`]: how step jobs travel — apalis-sqlite, apalis-postgres, SQS FIFO;
 //! - [`recovery`]: rebuilds the engine from the journal on start;
+//! - [`snapshot`]: engine snapshots, so recovery replays only the journal's tail;
 //! - [`ops`]: the operator views behind `clearway ops`;
 //! - [`config`]: building all of the above from the environment;
 //! - [`provision`]: fresh, isolated databases, queues, stream and bucket (tests, benchmarks).
@@ -26,6 +27,7 @@ pub mod records;
 pub mod recovery;
 pub mod runtime;
 pub mod sinks;
+pub mod snapshot;
 pub mod steps;
 pub mod transport;
 pub mod workflow;

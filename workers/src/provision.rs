@@ -141,5 +141,6 @@ pub async fn fresh(
         stream: format!("{name}-events"),
         bucket: format!("{name}-archive"),
         aws_endpoint: aws_endpoint.filter(|_| aws).map(str::to_string),
+        snapshots: Default::default(),
     })
 }

@@ -70,10 +70,22 @@ pub async fn rebuild(db: &Db, config: EngineConfig) -> Result<Engine> {
 pub async fn rebuild_with(
     db: &Db,
     config: EngineConfig,
+    on_replayed: impl FnMut(&WorkflowInput, &Engine),
+) -> Result<Engine> {
+    let engine = Engine::try_new(config).context("invalid engine configuration")?;
+    replay(db, engine, on_replayed).await
+}
+
+/// Replays the journal's workflows after `engine`'s last sequence number
+/// onto it (an empty engine, or one restored from a
+/// [snapshot](crate::snapshot)), checking each against its recorded events,
+/// as [`rebuild_with`] does.
+pub async fn replay(
+    db: &Db,
+    mut engine: Engine,
     mut on_replayed: impl FnMut(&WorkflowInput, &Engine),
 ) -> Result<Engine> {
-    let mut engine = Engine::try_new(config).context("invalid engine configuration")?;
-    let mut after = 0i64;
+    let mut after = i64::try_from(engine.last_seq()).context("sequence number out of range")?;
     loop {
         let rows = db
             .rows(

@@ -1,12 +1,15 @@
 //! `client_order_id` idempotency: unique per account. A retry with the same
 //! parameters gets the original answer; a reuse with other parameters is a
-//! conflict. Rebuilt from the journal's place commands on recovery.
+//! conflict. Saved whole in the engine's snapshots, and rebuilt from the
+//! journal's place commands after the snapshot on recovery.
 
 use pipeline::{AccountId, ClientOrderId, Event, NewOrder};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The original place and its events.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placed {
     /// The order as placed.
     pub order: NewOrder,
@@ -14,9 +17,10 @@ pub struct Placed {
     pub events: Vec<Event>,
 }
 
-/// `(account, client_order_id)` → [`Placed`].
+/// `(account, client_order_id)` → [`Placed`]. Shared, so a snapshot takes
+/// the entries without copying them on the engine's thread.
 #[derive(Clone, Debug, Default)]
-pub struct ClientIds(HashMap<(AccountId, ClientOrderId), Placed>);
+pub struct ClientIds(HashMap<(AccountId, ClientOrderId), Arc<Placed>>);
 
 /// What a new place means for the map.
 pub enum Lookup {
@@ -48,12 +52,26 @@ impl ClientIds {
                 order: order.clone(),
                 events: events.to_vec(),
             };
-            self.0.insert((order.account, coid), placed);
+            self.0.insert((order.account, coid), Arc::new(placed));
         }
     }
 
     /// The original place of `(account, coid)`, if any.
     pub fn get(&self, account: AccountId, coid: ClientOrderId) -> Option<&Placed> {
-        self.0.get(&(account, coid))
+        self.0.get(&(account, coid)).map(|p| &**p)
+    }
+
+    /// Every entry, for a snapshot.
+    pub fn entries(&self) -> Vec<Arc<Placed>> {
+        self.0.values().cloned().collect()
+    }
+
+    /// The index of `entries` (from a snapshot).
+    pub fn from_entries(entries: Vec<Placed>) -> ClientIds {
+        let keyed = entries.into_iter().filter_map(|p| {
+            let coid = p.order.client_order_id?;
+            Some(((p.order.account, coid), Arc::new(p)))
+        });
+        ClientIds(keyed.collect())
     }
 }

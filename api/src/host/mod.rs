@@ -8,11 +8,16 @@
 //! After each durable commit the host broadcasts a [`Committed`]: the
 //! batch's events and a depth diff per changed book ([`md`]). Nothing is
 //! broadcast that is not durable.
+//!
+//! Every so many sequence numbers it writes a snapshot of the engine and
+//! the client order id index (`snapshot.rs`); recovery loads the newest
+//! usable one and replays only the journal after it.
 
 mod closed;
 mod idem;
 pub mod md;
 mod run;
+mod snapshot;
 
 use anyhow::{Context, Result};
 use pipeline::{Command, Engine, Event};

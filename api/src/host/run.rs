@@ -14,6 +14,7 @@ use workers::workflow::WorkflowInput;
 
 use super::idem::{ClientIds, Lookup};
 use super::md::{BookTracker, Committed, touched};
+use super::snapshot::Snapshotter;
 use super::{Accepted, Core, MAX_BATCH, Reply, Request};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub(super) struct Host {
     books: BookTracker,
     /// The connection group commits run on, kept between them.
     held: HeldConnection,
+    /// Snapshots of the engine, so a restart replays only the journal's tail.
+    snapshots: Snapshotter,
 }
 
 impl Host {
@@ -57,6 +60,7 @@ impl Host {
         committed: broadcast::Sender<Arc<Committed>>,
     ) -> Host {
         Host {
+            snapshots: Snapshotter::new(services.snapshots),
             services,
             rx,
             ready,
@@ -113,6 +117,8 @@ impl Host {
             {
                 return;
             }
+            self.snapshots
+                .maybe_take(&self.services.db, &core.engine, &core.client_ids);
         }
     }
 
@@ -278,7 +284,7 @@ impl Host {
         self.ready.store(false, Ordering::Release);
         let mut delay = Duration::from_millis(100);
         loop {
-            let attempt = rebuild(self.services.clone());
+            let attempt = rebuild(self.services.clone(), self.metrics.clone());
             tokio::pin!(attempt);
             let result = loop {
                 tokio::select! {
@@ -298,6 +304,7 @@ impl Host {
                         "engine rebuilt from the journal"
                     );
                     self.publish_rebuilt(&core);
+                    self.snapshots.recovered(core.engine.last_seq());
                     self.ready.store(true, Ordering::Release);
                     return Some(core);
                 }
@@ -315,21 +322,49 @@ impl Host {
     }
 }
 
-/// Drain, then load: on SQS the persist queue must be empty first.
-async fn rebuild(services: workers::config::Services) -> Result<Core> {
+/// Drain, then load: on SQS the persist queue must be empty first. Loads
+/// the newest usable snapshot (a snapshot that cannot be used is logged,
+/// and the whole journal is replayed instead), then replays the journal
+/// after it.
+async fn rebuild(services: workers::config::Services, metrics: Arc<Metrics>) -> Result<Core> {
     workers::recovery::drain(&services, Duration::from_secs(60)).await?;
     let db = services.db;
-    // One pass over the journal rebuilds the engine, the index of client
-    // order ids and the recently closed orders.
-    let mut client_ids = ClientIds::default();
+    let started = std::time::Instant::now();
+    let restored = match super::snapshot::load(&db, services.snapshots).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "engine snapshot not used; replaying the whole journal");
+            None
+        }
+    };
+    let (engine, mut client_ids, from) = match restored {
+        Some(r) => (r.engine, r.client_ids, r.seq),
+        None => (
+            pipeline::Engine::try_new(engine_config())?,
+            ClientIds::default(),
+            0,
+        ),
+    };
+    // One pass over the journal after the snapshot rebuilds the engine,
+    // the index of client order ids and the recently closed orders.
     let mut closed = super::RecentlyClosed::default();
-    let engine = workers::recovery::rebuild_with(&db, engine_config(), |wf, engine| {
+    let mut replayed = 0u64;
+    let engine = workers::recovery::replay(&db, engine, |wf, engine| {
         if let pipeline::Command::Place(order) = &wf.command {
             client_ids.record(order, &wf.events);
         }
         closed.record(engine.closed_by_last_apply(), &wf.events);
+        replayed += 1;
     })
     .await?;
+    metrics.rebuild_snapshot_seq.store(from, Ordering::Relaxed);
+    metrics.rebuild_replayed.store(replayed, Ordering::Relaxed);
+    tracing::info!(
+        snapshot_seq = from,
+        replayed,
+        took_ms = started.elapsed().as_millis() as u64,
+        "journal replayed"
+    );
     Ok(Core {
         engine,
         client_ids,

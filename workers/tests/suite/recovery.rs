@@ -126,3 +126,108 @@ async fn recovery_drains_the_persist_queue_before_it_loads(
     app.stop_workers().await
 }
 per_transport!(recovery_drains_the_persist_queue_before_it_loads);
+
+/// A snapshot plus the journal after it rebuilds the same engine as the
+/// whole journal; recovery picks the newest snapshot that leaves enough of
+/// the journal to replay, keeps only the newest few, and refuses one whose
+/// text does not match its SHA-256.
+async fn a_snapshot_and_the_journal_after_it_rebuild_the_engine(
+    kind: TransportKind,
+) -> anyhow::Result<()> {
+    use pipeline::{Engine, EngineState, Side};
+    use workers::snapshot;
+    let mut app = App::spawn(kind).await?;
+    let db = app.db().clone();
+    fund_and_trade(&mut app).await?;
+    let early = app.engine.snapshot();
+    snapshot::save(&db, early.last_seq, &serde_json::to_string(&early)?, 1).await?;
+    app.submit(vec![limit(1001, Side::Buy, "29000.00", "0.3")])
+        .await?;
+    app.submit(vec![limit(1002, Side::Sell, "29000.00", "0.1")])
+        .await?;
+    let late = app.engine.snapshot();
+    snapshot::save(&db, late.last_seq, &serde_json::to_string(&late)?, 2).await?;
+    app.submit(vec![deposit(1001, "USD", "1")]).await?;
+    let end = app.engine.last_seq();
+
+    // The late snapshot leaves only one workflow to replay: asked for more,
+    // recovery takes the early one.
+    let journal_end = end; // the deposit is one event: its id is the last sequence number
+    let picked = snapshot::newest_usable(&db, journal_end - late.last_seq).await?;
+    assert_eq!(picked.map(|s| s.seq), Some(late.last_seq));
+    let picked = snapshot::newest_usable(&db, journal_end - late.last_seq + 1)
+        .await?
+        .expect("the early snapshot");
+    assert_eq!(picked.seq, early.last_seq);
+    assert!(
+        snapshot::newest_usable(&db, journal_end - early.last_seq + 1)
+            .await?
+            .is_none(),
+        "no snapshot leaves that much to replay"
+    );
+
+    // Restored from either snapshot, the replay of the rest equals the live
+    // engine and the whole journal's replay.
+    let whole = workers::recovery::rebuild(&db, config::engine_config()).await?;
+    assert_eq!(whole.snapshot(), app.engine.snapshot());
+    for stored in [
+        picked,
+        snapshot::newest_usable(&db, 0)
+            .await?
+            .expect("the late one"),
+    ] {
+        let state: EngineState = serde_json::from_str(&stored.state)?;
+        let mut replayed = 0;
+        let engine = Engine::from_state(config::engine_config(), state)?;
+        let engine = workers::recovery::replay(&db, engine, |_, _| replayed += 1).await?;
+        assert_eq!(engine.snapshot(), app.engine.snapshot());
+        assert!(
+            replayed > 0 && replayed < 9,
+            "replayed {replayed} workflows"
+        );
+    }
+
+    // Only the newest three are kept.
+    for seq in 1..=3 {
+        snapshot::save(&db, end + seq, "{}", 3).await?;
+    }
+    let kept = db
+        .rows("select seq from engine_snapshots order by seq", &[])
+        .await?
+        .iter()
+        .map(|r| r.i64(0))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let end = end as i64;
+    assert_eq!(kept, vec![end + 1, end + 2, end + 3]);
+
+    // An altered snapshot is refused, not loaded.
+    db.exec(
+        "update engine_snapshots set state = '{\"forged\":1}' where seq = $1",
+        &[Arg::I64(end + 1)],
+    )
+    .await?;
+    db.exec(
+        "delete from engine_snapshots where seq > $1",
+        &[Arg::I64(end + 1)],
+    )
+    .await?;
+    // (The journal must reach past it for it to be usable.)
+    app.submit(vec![deposit(1001, "USD", "2"), deposit(1001, "USD", "3")])
+        .await?;
+    let err = snapshot::newest_usable(&db, 0)
+        .await
+        .expect_err("a snapshot that does not match its SHA-256");
+    assert!(format!("{err:#}").contains("SHA-256"), "{err:#}");
+    Ok(())
+}
+mod a_snapshot_and_the_journal_after_it_rebuild_the_engine {
+    use workers::config::TransportKind;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() -> anyhow::Result<()> {
+        super::a_snapshot_and_the_journal_after_it_rebuild_the_engine(TransportKind::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() -> anyhow::Result<()> {
+        super::a_snapshot_and_the_journal_after_it_rebuild_the_engine(TransportKind::Postgres).await
+    }
+}

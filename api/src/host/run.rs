@@ -60,7 +60,7 @@ impl Host {
         committed: broadcast::Sender<Arc<Committed>>,
     ) -> Host {
         Host {
-            snapshots: Snapshotter::new(services.snapshots),
+            snapshots: Snapshotter::new(services.snapshots, services.db.clone()),
             services,
             rx,
             ready,
@@ -117,8 +117,7 @@ impl Host {
             {
                 return;
             }
-            self.snapshots
-                .maybe_take(&self.services.db, &core.engine, &core.client_ids);
+            self.snapshots.maybe_take(&core.engine, &core.client_ids);
         }
     }
 

@@ -3,9 +3,12 @@
 //! after it ([`workers::snapshot`]).
 //!
 //! Taken on the engine's thread right after a group commit (so it holds
-//! nothing that is not durable): the engine's state is copied there, the
-//! index's entries are shared, not copied; the JSON is built on a blocking
-//! thread and written by a task of its own, one at a time.
+//! nothing that is not durable): the engine is cloned there (a few ms for
+//! 100,000 open orders), the index's entries are shared, not copied.
+//! Everything else — the records, their JSON, its SHA-256 and the insert —
+//! runs on the intake's main runtime and its blocking threads, one
+//! snapshot at a time: done on the engine's thread, hashing and sending a
+//! 28 MB snapshot stalled group commits by 50–130 ms (measured).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +73,9 @@ pub(super) async fn load(db: &Db, policy: SnapshotPolicy) -> Result<Option<Resto
 /// Takes a snapshot every [`SnapshotPolicy::every`] sequence numbers.
 pub(super) struct Snapshotter {
     policy: SnapshotPolicy,
+    /// The main runtime, and a database pool of its own, for the writes.
+    main: tokio::runtime::Handle,
+    db: Db,
     /// The next snapshot once the engine's sequence reaches this.
     next: u64,
     /// A snapshot is being written.
@@ -77,9 +83,12 @@ pub(super) struct Snapshotter {
 }
 
 impl Snapshotter {
-    pub(super) fn new(policy: SnapshotPolicy) -> Snapshotter {
+    /// Call on the main runtime, with its database.
+    pub(super) fn new(policy: SnapshotPolicy, db: Db) -> Snapshotter {
         Snapshotter {
             policy,
+            main: tokio::runtime::Handle::current(),
+            db,
             next: u64::MAX,
             busy: Arc::default(),
         }
@@ -96,36 +105,43 @@ impl Snapshotter {
 
     /// Takes a snapshot of `engine` and `client_ids` when one is due and
     /// none is being written. Call only when everything applied is durable.
-    pub(super) fn maybe_take(&mut self, db: &Db, engine: &Engine, client_ids: &ClientIds) {
+    pub(super) fn maybe_take(&mut self, engine: &Engine, client_ids: &ClientIds) {
         let seq = engine.last_seq();
         if seq < self.next || self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
         self.next = seq.saturating_add(self.policy.every);
+        // A clone is a few copies of flat tables; turning it into records
+        // (`Engine::snapshot`) takes 10× longer and happens off this thread.
         let started = Instant::now();
-        let state = engine.snapshot();
+        let engine = engine.clone();
         let entries = client_ids.entries();
         let copied = started.elapsed();
-        let (db, busy) = (db.clone(), self.busy.clone());
-        tokio::spawn(async move {
+        let (db, busy) = (self.db.clone(), self.busy.clone());
+        self.main.spawn(async move {
             let written = async {
-                let json = tokio::task::spawn_blocking(move || {
+                let (json, sum) = tokio::task::spawn_blocking(move || {
+                    let state = engine.snapshot();
                     let out = Out {
                         engine: &state,
                         client_ids: entries.iter().map(|p| &**p).collect(),
                     };
-                    serde_json::to_string(&out)
+                    let json = serde_json::to_string(&out)?;
+                    let sum = workers::snapshot::sha256(&json);
+                    anyhow::Ok((json, sum))
                 })
                 .await??;
-                workers::snapshot::save(&db, seq, &json, workers::runtime::now_us()).await?;
-                anyhow::Ok(json.len())
+                let (bytes, built) = (json.len(), started.elapsed());
+                workers::snapshot::save(&db, seq, json, sum, workers::runtime::now_us()).await?;
+                anyhow::Ok((bytes, built))
             }
             .await;
             match written {
-                Ok(bytes) => tracing::info!(
+                Ok((bytes, built)) => tracing::info!(
                     seq,
                     bytes,
                     copy_us = copied.as_micros() as u64,
+                    built_ms = built.as_millis() as u64,
                     took_ms = started.elapsed().as_millis() as u64,
                     "engine snapshot written"
                 ),

@@ -140,13 +140,20 @@ async fn a_snapshot_and_the_journal_after_it_rebuild_the_engine(
     let db = app.db().clone();
     fund_and_trade(&mut app).await?;
     let early = app.engine.snapshot();
-    snapshot::save(&db, early.last_seq, &serde_json::to_string(&early)?, 1).await?;
+    let save = |seq: u64, state: String, at: i64| {
+        let db = db.clone();
+        async move {
+            let sum = snapshot::sha256(&state);
+            snapshot::save(&db, seq, state, sum, at).await
+        }
+    };
+    save(early.last_seq, serde_json::to_string(&early)?, 1).await?;
     app.submit(vec![limit(1001, Side::Buy, "29000.00", "0.3")])
         .await?;
     app.submit(vec![limit(1002, Side::Sell, "29000.00", "0.1")])
         .await?;
     let late = app.engine.snapshot();
-    snapshot::save(&db, late.last_seq, &serde_json::to_string(&late)?, 2).await?;
+    save(late.last_seq, serde_json::to_string(&late)?, 2).await?;
     app.submit(vec![deposit(1001, "USD", "1")]).await?;
     let end = app.engine.last_seq();
 
@@ -189,7 +196,7 @@ async fn a_snapshot_and_the_journal_after_it_rebuild_the_engine(
 
     // Only the newest three are kept.
     for seq in 1..=3 {
-        snapshot::save(&db, end + seq, "{}", 3).await?;
+        save(end + seq, "{}".into(), 3).await?;
     }
     let kept = db
         .rows("select seq from engine_snapshots order by seq", &[])

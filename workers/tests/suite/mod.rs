@@ -20,6 +20,23 @@ macro_rules! per_transport {
     };
 }
 
+/// [`per_transport!`] for the database transports only (sqlite, postgres).
+macro_rules! per_database_transport {
+    ($name:ident) => {
+        mod $name {
+            use workers::config::TransportKind;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$name(TransportKind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$name(TransportKind::Postgres).await
+            }
+        }
+    };
+}
+
 mod connection;
 mod harness;
 mod idempotency;

@@ -1,21 +1,19 @@
 /// Runs an `async fn(TransportKind) -> anyhow::Result<()>` as one test per
-/// transport: `<name>::sqlite`, `<name>::postgres`, `<name>::sqs`.
+/// transport: `<name>::sqlite`, `<name>::postgres`, `<name>::sqs`; or per
+/// transport named (`per_transport!(name: sqlite Sqlite, postgres Postgres)`).
 macro_rules! per_transport {
     ($name:ident) => {
+        per_transport!($name: sqlite Sqlite, postgres Postgres, sqs Sqs);
+    };
+    ($name:ident: $($test:ident $kind:ident),+) => {
         mod $name {
             use workers::config::TransportKind;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() -> anyhow::Result<()> {
-                super::$name(TransportKind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() -> anyhow::Result<()> {
-                super::$name(TransportKind::Postgres).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqs() -> anyhow::Result<()> {
-                super::$name(TransportKind::Sqs).await
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$name(TransportKind::$kind).await
+                }
+            )+
         }
     };
 }
@@ -23,17 +21,7 @@ macro_rules! per_transport {
 /// [`per_transport!`] for the database transports only (sqlite, postgres).
 macro_rules! per_database_transport {
     ($name:ident) => {
-        mod $name {
-            use workers::config::TransportKind;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() -> anyhow::Result<()> {
-                super::$name(TransportKind::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() -> anyhow::Result<()> {
-                super::$name(TransportKind::Postgres).await
-            }
-        }
+        per_transport!($name: sqlite Sqlite, postgres Postgres);
     };
 }
 

@@ -106,6 +106,9 @@ enum Ops {
         /// The order id.
         order_id: u64,
     },
+    /// Auditors: replays the whole journal from nothing, checking every
+    /// workflow's events and every stored engine snapshot against it.
+    Verify,
     /// Re-enqueues a dead or stuck workflow from its current step, or from
     /// `--step` (persist, settle, publish, archive).
     Replay {
@@ -241,6 +244,7 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
             limit,
         } => workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?,
         Ops::Trace { order_id } => workers::ops::trace(&db, order_id).await?,
+        Ops::Verify => workers::ops::verify(&db).await?,
         Ops::Replay { .. } => unreachable!("handled above"),
     };
     print!("{text}");

@@ -118,3 +118,46 @@ pub async fn newest_usable(db: &Db, replay_at_least: u64) -> Result<Option<Store
         state,
     }))
 }
+
+/// What the intake's snapshot holds, as read back (the intake writes the
+/// same shape): the engine's state and the client order id index.
+#[derive(Debug, serde::Deserialize)]
+pub struct Contents {
+    /// The engine as of the snapshot's sequence number.
+    pub engine: pipeline::EngineState,
+    /// Every `(account, client_order_id)` placed so far, in no order.
+    pub client_ids: Vec<ClientIdEntry>,
+}
+
+/// One entry of the client order id index: the original place and its
+/// events (what a retry is answered with).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct ClientIdEntry {
+    /// The order as placed.
+    pub order: pipeline::NewOrder,
+    /// The events it produced.
+    pub events: Vec<pipeline::Event>,
+}
+
+/// Every stored snapshot, oldest first, each checked against its SHA-256.
+pub async fn all(db: &Db) -> Result<Vec<Stored>> {
+    let rows = db
+        .rows(
+            "select seq, sha256, state from engine_snapshots order by seq",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let seq = row.i64(0)?;
+            let (sum, state) = (row.text(1)?, row.text(2)?);
+            if sha256(&state) != sum {
+                bail!("the engine snapshot at sequence {seq} does not match its SHA-256");
+            }
+            Ok(Stored {
+                seq: u64::try_from(seq).context("negative sequence number")?,
+                state,
+            })
+        })
+        .collect()
+}

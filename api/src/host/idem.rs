@@ -4,12 +4,12 @@
 //! journal's place commands after the snapshot on recovery.
 
 use pipeline::{AccountId, ClientOrderId, Event, NewOrder};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The original place and its events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Placed {
     /// The order as placed.
     pub order: NewOrder,

@@ -16,24 +16,18 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use pipeline::{Engine, EngineState};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use workers::db::Db;
 use workers::snapshot::SnapshotPolicy;
 
 use super::idem::{ClientIds, Placed};
 
-/// A snapshot as written.
+/// A snapshot as written; read back as [`workers::snapshot::Contents`]
+/// (here and by `clearway ops verify`).
 #[derive(Serialize)]
 struct Out<'a> {
     engine: &'a EngineState,
     client_ids: Vec<&'a Placed>,
-}
-
-/// A snapshot as read.
-#[derive(Deserialize)]
-struct In {
-    engine: EngineState,
-    client_ids: Vec<Placed>,
 }
 
 /// What a loaded snapshot restores.
@@ -54,7 +48,7 @@ pub(super) async fn load(db: &Db, policy: SnapshotPolicy) -> Result<Option<Resto
         return Ok(None);
     };
     let seq = stored.seq;
-    let snap: In = serde_json::from_str(&stored.state)
+    let snap: workers::snapshot::Contents = serde_json::from_str(&stored.state)
         .with_context(|| format!("the engine snapshot at sequence {seq} is malformed"))?;
     anyhow::ensure!(
         snap.engine.last_seq == seq,
@@ -65,7 +59,15 @@ pub(super) async fn load(db: &Db, policy: SnapshotPolicy) -> Result<Option<Resto
         .with_context(|| format!("the engine snapshot at sequence {seq} does not restore"))?;
     Ok(Some(Restored {
         engine,
-        client_ids: ClientIds::from_entries(snap.client_ids),
+        client_ids: ClientIds::from_entries(
+            snap.client_ids
+                .into_iter()
+                .map(|e| Placed {
+                    order: e.order,
+                    events: e.events,
+                })
+                .collect(),
+        ),
         seq,
     }))
 }

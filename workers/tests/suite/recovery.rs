@@ -220,3 +220,84 @@ async fn a_snapshot_and_the_journal_after_it_rebuild_the_engine(
 // The snapshot table is in the database whatever the transport; SQS adds
 // nothing to what is checked here.
 per_database_transport!(a_snapshot_and_the_journal_after_it_rebuild_the_engine);
+
+/// `clearway ops verify`: the whole journal replays, and each stored
+/// snapshot equals the replay at its sequence number; a snapshot forged
+/// with a valid checksum (which recovery would load) is caught.
+async fn verify_checks_the_journal_and_every_snapshot(kind: TransportKind) -> anyhow::Result<()> {
+    use pipeline::{ClientOrderId, Command, Side};
+    use workers::snapshot;
+    let mut app = App::spawn(kind).await?;
+    let db = app.db().clone();
+    fund_and_trade(&mut app).await?;
+    let Command::Place(mut order) = limit(1001, Side::Buy, "29000.00", "0.3") else {
+        unreachable!("a place")
+    };
+    order.client_order_id = Some(ClientOrderId::parse("audit-1")?);
+    let placed = app.submit(vec![Command::Place(order.clone())]).await?;
+    let seq = app.engine.last_seq();
+    let honest = serde_json::json!({
+        "engine": app.engine.snapshot(),
+        "client_ids": [{"order": order, "events": placed[0].events}],
+    });
+    let state = honest.to_string();
+    snapshot::save(&db, seq, state.clone(), snapshot::sha256(&state), 1).await?;
+    app.submit(vec![deposit(1002, "USD", "1")]).await?;
+    let report = workers::ops::verify(&db).await?;
+    assert!(
+        report.contains(&format!(
+            "snapshot at sequence {seq}: equals the journal's replay"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("1 of 1 snapshots checked"), "{report}");
+
+    // A balance of account 1001 raised, with a checksum that matches the forgery.
+    let mut forged = honest.clone();
+    forged["engine"]["balances"][0]["available"] = "99999999".into();
+    let forged = forged.to_string();
+    db.exec(
+        "update engine_snapshots set state = $1, sha256 = $2 where seq = $3",
+        &[
+            Arg::Text(forged.clone()),
+            Arg::Text(snapshot::sha256(&forged)),
+            Arg::I64(seq as i64),
+        ],
+    )
+    .await?;
+    assert_eq!(
+        snapshot::newest_usable(&db, 0).await?.map(|s| s.state),
+        Some(forged),
+        "recovery would load it"
+    );
+    let err = workers::ops::verify(&db)
+        .await
+        .expect_err("the forgery is caught");
+    assert!(
+        format!("{err:#}").contains("engine state differs"),
+        "{err:#}"
+    );
+
+    // A client order id answered with another order's events.
+    let mut forged = honest.clone();
+    forged["client_ids"][0]["events"] = serde_json::json!([]);
+    let forged = forged.to_string();
+    db.exec(
+        "update engine_snapshots set state = $1, sha256 = $2 where seq = $3",
+        &[
+            Arg::Text(forged.clone()),
+            Arg::Text(snapshot::sha256(&forged)),
+            Arg::I64(seq as i64),
+        ],
+    )
+    .await?;
+    let err = workers::ops::verify(&db)
+        .await
+        .expect_err("the forgery is caught");
+    assert!(
+        format!("{err:#}").contains("client order id index differs"),
+        "{err:#}"
+    );
+    Ok(())
+}
+per_database_transport!(verify_checks_the_journal_and_every_snapshot);

@@ -15,7 +15,8 @@
 //! - [`transport`]: how step jobs travel — apalis-sqlite, apalis-postgres, SQS FIFO;
 //! - [`recovery`]: rebuilds the engine from the journal on start;
 //! - [`snapshot`]: engine snapshots, so recovery replays only the journal's tail;
-//! - [`ops`]: the operator views behind `clearway ops`;
+//! - [`ops`]: the operator and auditor views behind `clearway ops` (`verify` replays
+//!   the whole journal and checks the stored snapshots against it);
 //! - [`config`]: building all of the above from the environment;
 //! - [`provision`]: fresh, isolated databases, queues, stream and bucket (tests, benchmarks).
 

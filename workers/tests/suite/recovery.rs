@@ -255,16 +255,7 @@ async fn verify_checks_the_journal_and_every_snapshot(kind: TransportKind) -> an
     // A balance of account 1001 raised, with a checksum that matches the forgery.
     let mut forged = honest.clone();
     forged["engine"]["balances"][0]["available"] = "99999999".into();
-    let forged = forged.to_string();
-    db.exec(
-        "update engine_snapshots set state = $1, sha256 = $2 where seq = $3",
-        &[
-            Arg::Text(forged.clone()),
-            Arg::Text(snapshot::sha256(&forged)),
-            Arg::I64(seq as i64),
-        ],
-    )
-    .await?;
+    let forged = forge(&db, seq, &forged).await?;
     assert_eq!(
         snapshot::newest_usable(&db, 0).await?.map(|s| s.state),
         Some(forged),
@@ -278,19 +269,10 @@ async fn verify_checks_the_journal_and_every_snapshot(kind: TransportKind) -> an
         "{err:#}"
     );
 
-    // A client order id answered with another order's events.
+    // A client order id whose retry would be answered with no events.
     let mut forged = honest.clone();
     forged["client_ids"][0]["events"] = serde_json::json!([]);
-    let forged = forged.to_string();
-    db.exec(
-        "update engine_snapshots set state = $1, sha256 = $2 where seq = $3",
-        &[
-            Arg::Text(forged.clone()),
-            Arg::Text(snapshot::sha256(&forged)),
-            Arg::I64(seq as i64),
-        ],
-    )
-    .await?;
+    forge(&db, seq, &forged).await?;
     let err = workers::ops::verify(&db)
         .await
         .expect_err("the forgery is caught");
@@ -301,3 +283,23 @@ async fn verify_checks_the_journal_and_every_snapshot(kind: TransportKind) -> an
     Ok(())
 }
 per_database_transport!(verify_checks_the_journal_and_every_snapshot);
+
+/// Replaces the snapshot at `seq` with `state`, and its checksum with one
+/// that matches: a forgery recovery cannot tell. Returns the stored text.
+async fn forge(
+    db: &workers::db::Db,
+    seq: u64,
+    state: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let state = state.to_string();
+    db.exec(
+        "update engine_snapshots set state = $1, sha256 = $2 where seq = $3",
+        &[
+            Arg::Text(state.clone()),
+            Arg::Text(workers::snapshot::sha256(&state)),
+            Arg::I64(seq as i64),
+        ],
+    )
+    .await?;
+    Ok(state)
+}

@@ -147,6 +147,7 @@ pub async fn replay(
 /// index with the snapshot's. An error names the first difference.
 pub async fn verify(db: &Db) -> Result<String> {
     use crate::snapshot::{self, ClientIdEntry, Contents};
+    use pipeline::{AccountId, ClientOrderId};
     use std::collections::HashMap;
     let mut pending = Vec::new();
     for stored in snapshot::all(db).await? {
@@ -156,7 +157,7 @@ pub async fn verify(db: &Db) -> Result<String> {
     }
     pending.reverse(); // popped oldest first
     let total = pending.len();
-    let mut ids: HashMap<(u64, String), ClientIdEntry> = HashMap::new();
+    let mut ids: HashMap<(AccountId, ClientOrderId), ClientIdEntry> = HashMap::new();
     let mut checked = Vec::new();
     let mut first_difference: Option<String> = None;
     let mut workflows = 0u64;
@@ -169,7 +170,7 @@ pub async fn verify(db: &Db) -> Result<String> {
                 order: order.clone(),
                 events: wf.events.clone(),
             };
-            ids.insert((order.account.0, coid.to_string()), entry);
+            ids.insert((order.account, coid), entry);
         }
         while let Some((seq, _)) = pending.last() {
             if *seq > engine.last_seq() {
@@ -181,22 +182,13 @@ pub async fn verify(db: &Db) -> Result<String> {
             } else if contents.engine != engine.snapshot() {
                 Some("its engine state differs from the journal's replay".to_string())
             } else {
-                let mut theirs: HashMap<(u64, String), ClientIdEntry> = HashMap::new();
-                for e in contents.client_ids {
-                    let key = e
-                        .order
-                        .client_order_id
-                        .map(|c| (e.order.account.0, c.to_string()));
-                    match key {
-                        Some(key) => {
-                            theirs.insert(key, e);
-                        }
-                        None => {
-                            theirs.insert((0, String::new()), e);
-                        }
-                    }
-                }
-                (theirs != ids).then(|| {
+                // An entry without a client order id makes `theirs` None.
+                let theirs: Option<HashMap<_, _>> = contents
+                    .client_ids
+                    .into_iter()
+                    .map(|e| Some(((e.order.account, e.order.client_order_id?), e)))
+                    .collect();
+                (theirs.as_ref() != Some(&ids)).then(|| {
                     "its client order id index differs from the journal's replay".to_string()
                 })
             };

@@ -99,24 +99,27 @@ pub async fn newest_usable(db: &Db, replay_at_least: u64) -> Result<Option<Store
     if upto <= 0 {
         return Ok(None);
     }
-    let rows = db
-        .rows(
-            "select seq, sha256, state from engine_snapshots where seq <= $1 order by seq desc limit 1",
-            &[Arg::I64(upto)],
-        )
-        .await?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
+    db.rows(
+        "select seq, sha256, state from engine_snapshots where seq <= $1 order by seq desc limit 1",
+        &[Arg::I64(upto)],
+    )
+    .await?
+    .first()
+    .map(checked)
+    .transpose()
+}
+
+/// A row `(seq, sha256, state)` as [`Stored`], once `state` matches its SHA-256.
+fn checked(row: &crate::db::Row) -> Result<Stored> {
     let seq = row.i64(0)?;
     let (sum, state) = (row.text(1)?, row.text(2)?);
     if sha256(&state) != sum {
         bail!("the engine snapshot at sequence {seq} does not match its SHA-256");
     }
-    Ok(Some(Stored {
+    Ok(Stored {
         seq: u64::try_from(seq).context("negative sequence number")?,
         state,
-    }))
+    })
 }
 
 /// What the intake's snapshot holds, as read back (the intake writes the
@@ -130,8 +133,8 @@ pub struct Contents {
 }
 
 /// One entry of the client order id index: the original place and its
-/// events (what a retry is answered with).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// events (what a retry is answered with). The intake's index holds these.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientIdEntry {
     /// The order as placed.
     pub order: pipeline::NewOrder,
@@ -147,17 +150,5 @@ pub async fn all(db: &Db) -> Result<Vec<Stored>> {
             &[],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let seq = row.i64(0)?;
-            let (sum, state) = (row.text(1)?, row.text(2)?);
-            if sha256(&state) != sum {
-                bail!("the engine snapshot at sequence {seq} does not match its SHA-256");
-            }
-            Ok(Stored {
-                seq: u64::try_from(seq).context("negative sequence number")?,
-                state,
-            })
-        })
-        .collect()
+    rows.iter().map(checked).collect()
 }

@@ -4,18 +4,11 @@
 //! journal's place commands after the snapshot on recovery.
 
 use pipeline::{AccountId, ClientOrderId, Event, NewOrder};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The original place and its events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Placed {
-    /// The order as placed.
-    pub order: NewOrder,
-    /// The events it produced.
-    pub events: Vec<Event>,
-}
+/// The original place and its events (the same record snapshots hold).
+pub use workers::snapshot::ClientIdEntry as Placed;
 
 /// `(account, client_order_id)` → [`Placed`]. Shared, so a snapshot takes
 /// the entries without copying them on the engine's thread.

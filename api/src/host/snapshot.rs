@@ -59,15 +59,7 @@ pub(super) async fn load(db: &Db, policy: SnapshotPolicy) -> Result<Option<Resto
         .with_context(|| format!("the engine snapshot at sequence {seq} does not restore"))?;
     Ok(Some(Restored {
         engine,
-        client_ids: ClientIds::from_entries(
-            snap.client_ids
-                .into_iter()
-                .map(|e| Placed {
-                    order: e.order,
-                    events: e.events,
-                })
-                .collect(),
-        ),
+        client_ids: ClientIds::from_entries(snap.client_ids),
         seq,
     }))
 }

@@ -264,7 +264,11 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // order i is due at start + i × interval and goes to connection
     // i mod N, which sends its orders one after another. A slow answer
     // delays the orders queued behind it, and that delay counts: latency is
-    // measured from when each order was due.
+    // measured from when each order was due. N connections carry at most
+    // N ÷ latency orders a second (Little's law): with 64 at 10,000/s, any
+    // stretch slower than 6.4 ms per order leaves orders queued in the
+    // generator, where every connection then waits on the same group commit
+    // and the lockstep can outlast the slow moment by seconds. Hence 256.
     // Orders of the warm-up count in `warm`, the measured ones in
     // `counters`, whenever their answers arrive.
     let (warm, counters) = (Arc::new(Counters::new()?), Arc::new(Counters::new()?));

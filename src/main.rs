@@ -5,6 +5,7 @@ mod demo;
 use anyhow::{Context, Result};
 use api::app::{IntakeConfig, run};
 use api::auth::{AuthConfig, dev_claims, mint_hs256};
+use api::host::priority;
 use api::ratelimit::RateConfig;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -73,8 +74,11 @@ enum Cmd {
         /// Funded accounts.
         #[arg(long, default_value_t = 200)]
         accounts: u64,
-        /// HTTP keep-alive connections.
-        #[arg(long, default_value_t = 64)]
+        /// HTTP keep-alive connections. Each holds one order in flight, so
+        /// they cap the rate at connections ÷ latency: with too few, a slow
+        /// moment throttles the generator itself and the load is no longer
+        /// open-loop.
+        #[arg(long, default_value_t = 256)]
         connections: usize,
         /// Start the workers only when the load ends (the intake alone, as
         /// `clearway serve` runs when the workers are on other machines).
@@ -120,8 +124,29 @@ enum Ops {
     },
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // The shared runtime's threads (HTTP, streams, steps, blocking work)
+    // give way to the engine's thread, which this main thread starts and
+    // whose priority it keeps (`api::host::priority`).
+    let nice = match std::env::var("CLEARWAY_RUNTIME_NICE") {
+        Ok(v) => v
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (0..=19).contains(n))
+            .context("CLEARWAY_RUNTIME_NICE must be a whole number from 0 to 19")?,
+        Err(_) => priority::SHARED_RUNTIME_NICE,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            priority::lower_this_thread(nice);
+        })
+        .build()
+        .context("Failed to build the runtime")?
+        .block_on(run_cli())
+}
+
+async fn run_cli() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Benchmark only (not a test): one run of the intake alone on postgres, as the
 # README's benchmark rows measure it, plus what a figure alone does not show.
-#   infra/local/bench-intake.sh [SECONDS [RATE]]       (defaults: 30 s, 10,000/s)
+#   infra/local/bench-intake.sh [SECONDS [RATE [DEMO FLAGS...]]]
+#   (defaults: 30 s, 10,000/s; e.g. `60 10000 --connections 256`)
 # Drops and recreates the database `cwdemo` (`CWDEMO_URL`, default on
 # 127.0.0.1:5432), runs CHECKPOINT and sync, then the demo with a 5 s warm-up
 # and `--intake-only`, and stops it once the intake's figures are printed
 # (before the workers drain). Then prints WAL written per second, checkpoints,
 # how busy both cores were, and the journal's bytes per row.
 # `CLEARWAY_BIN=/path/to/clearway` runs another build (to compare two commits);
-# by default this tree's, after `cargo build --release`.
+# by default this tree's, after `cargo build --release`. `BENCH_LOG=file`
+# keeps the demo's stderr there: the p99 of each second and each slow commit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 secs=${1:-30}
 rate=${2:-10000}
+shift $(( $# < 2 ? $# : 2 ))
 url=${CWDEMO_URL:-postgres://postgres@127.0.0.1:5432/cwdemo}
 admin="${url%/*}/postgres"
 if [ -z "${CLEARWAY_BIN:-}" ]; then
@@ -32,10 +35,10 @@ ck0=$(q "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")
 read -r busy0 total0 < <(cpu)
 
 out=$(mktemp)
-err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
+err=${BENCH_LOG:-$(mktemp)}
+trap 'rm -f "$out"; [ -n "${BENCH_LOG:-}" ] || rm -f "$err"' EXIT
 CLEARWAY_TRANSPORT=postgres CLEARWAY_DATABASE_URL="$url" \
-  "$CLEARWAY_BIN" demo --rate "$rate" --seconds "$secs" --warmup 5 --intake-only >"$out" 2>"$err" &
+  "$CLEARWAY_BIN" demo --rate "$rate" --seconds "$secs" --warmup 5 --intake-only "$@" >"$out" 2>"$err" &
 pid=$!
 # The intake's figures end with the group-commit line.
 until grep -q "^group commits" "$out"; do
@@ -53,6 +56,11 @@ cat "$out"
 echo "WAL:             $(q "select round(pg_wal_lsn_diff('$lsn1', '$lsn0') / 1e6 / ($secs + 5), 1)") MB/s over the warm-up and the run; $((ck1 - ck0)) checkpoints"
 echo "cores busy:      $(( (busy1 - busy0) * 100 / (total1 - total0) ))%"
 echo "slow commits:    $(grep -c "slow group commit" "$err" || true) logged (over 20 ms)"
+# The p99 of each measured second (the demo prints one line a second).
+grep -v "(warm-up)" "$err" | grep -o "last second: p99 *[0-9]*" | awk '$4 > 0 { print $4 }' | sort -n |
+  awk '{ v[NR] = $1; if ($1 <= 10000) ok++ }
+       END { if (NR) printf "each second:     p99 median %.1f ms, worst %.1f ms; %d of %d seconds at or under 10 ms\n",
+             v[int((NR + 1) / 2)] / 1000, v[NR] / 1000, ok, NR }'
 psql "$url" -Atc "select 'journal:         ' || count(*) || ' rows, input ' || round(avg(length(input))) || ' bytes on average, '
   || round(pg_relation_size('workflows')::numeric / count(*)) || ' table bytes per row ('
   || round(pg_total_relation_size('workflows')::numeric / count(*)) || ' with indexes)' from workflows"

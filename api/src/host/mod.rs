@@ -12,10 +12,14 @@
 //! Every so many sequence numbers it writes a snapshot of the engine and
 //! the client order id index (`snapshot.rs`); recovery loads the newest
 //! usable one and replays only the journal after it.
+//!
+//! The engine's thread keeps the process' priority while the binary lowers
+//! the shared runtime's threads ([`priority`]).
 
 mod closed;
 mod idem;
 pub mod md;
+pub mod priority;
 mod run;
 mod snapshot;
 
@@ -103,6 +107,8 @@ impl EngineHandle {
     /// shared runtime: it runs on a single-threaded runtime of its own, with
     /// a PostgreSQL pool whose sockets that runtime drives
     /// ([`Db::for_this_runtime`](workers::db::Db::for_this_runtime)).
+    /// The thread inherits the caller's priority; the binary calls this from
+    /// its main thread, which it does not lower ([`priority`]).
     pub fn spawn(services: &Services, metrics: Arc<Metrics>) -> Result<EngineHandle> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let ready = Arc::new(AtomicBool::new(false));
@@ -123,6 +129,7 @@ impl EngineHandle {
             // The pool is made inside the runtime: its sockets and its
             // maintenance task belong there.
             .spawn(move || {
+                tracing::debug!(nice = ?priority::this_thread_nice(), "engine thread started");
                 rt.block_on(async { host.with_own_pool(ENGINE_CONNECTIONS).run().await })
             })
             .context("Failed to start the engine thread")?;

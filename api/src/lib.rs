@@ -8,6 +8,7 @@
 //!   group-commits them to the transport, and only then replies; it keeps
 //!   recently closed orders readable until persist has recorded them, and
 //!   writes snapshots so a restart replays only the journal's tail;
+//!   `host::priority` lowers the shared runtime's threads below it;
 //! - [`http`]: the route lists (`orders`, `markets`, `funds`, `ws`, `openapi`,
 //!   `health`) merged in one place; the OpenAPI document;
 //! - [`stream`]: WebSocket market data and order updates, Redis fan-out and

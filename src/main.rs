@@ -136,10 +136,13 @@ fn main() -> Result<()> {
             .context("CLEARWAY_RUNTIME_NICE must be a whole number from 0 to 19")?,
         Err(_) => priority::SHARED_RUNTIME_NICE,
     };
+    let runtime_nice = priority::this_thread_nice().unwrap_or(0) + nice;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(move || {
-            priority::lower_this_thread(nice);
+            if nice > 0 {
+                priority::lower_this_thread_to(runtime_nice);
+            }
         })
         .build()
         .context("Failed to build the runtime")?

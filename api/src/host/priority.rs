@@ -15,13 +15,13 @@
 /// (`CLEARWAY_RUNTIME_NICE` sets another; 0 leaves them alone).
 pub const SHARED_RUNTIME_NICE: i32 = 5;
 
-/// Lowers the calling thread's priority by `by` nice steps (never raises
-/// it). Best effort: returns whether the new value took.
-pub fn lower_this_thread(by: i32) -> bool {
-    if by <= 0 {
-        return false;
-    }
-    imp::lower(by)
+/// Lowers the calling thread's priority to the nice value `to`, or leaves
+/// it where it is if it is already that low (never raises it). Absolute,
+/// not relative: a thread inherits its creator's nice value, so a runtime
+/// thread started by another one is already lowered. Best effort: returns
+/// whether the thread now runs at `to` or lower.
+pub fn lower_this_thread_to(to: i32) -> bool {
+    imp::lower_to(to.min(19))
 }
 
 /// The calling thread's nice value, where the platform has one per thread.
@@ -42,9 +42,12 @@ mod imp {
         getpriority_process(this_thread()).ok()
     }
 
-    pub fn lower(by: i32) -> bool {
-        let Some(now) = nice() else { return false };
-        setpriority_process(this_thread(), (now + by).min(19)).is_ok()
+    pub fn lower_to(to: i32) -> bool {
+        match nice() {
+            None => false,
+            Some(now) if now >= to => true,
+            Some(_) => setpriority_process(this_thread(), to).is_ok(),
+        }
     }
 }
 
@@ -54,7 +57,7 @@ mod imp {
         None
     }
 
-    pub fn lower(_: i32) -> bool {
+    pub fn lower_to(_: i32) -> bool {
         false
     }
 }
@@ -64,18 +67,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lowering_a_thread_leaves_the_others() {
+    fn lowering_a_thread_leaves_the_others_and_never_compounds() {
         let before = this_thread_nice().expect("a nice value");
-        let lowered = std::thread::spawn(|| {
+        let to = (before + 3).min(19);
+        let (start, lowered, nested) = std::thread::spawn(move || {
             let start = this_thread_nice().expect("a nice value");
-            assert!(lower_this_thread(3));
-            (start, this_thread_nice().expect("a nice value"))
+            assert!(lower_this_thread_to(to));
+            let lowered = this_thread_nice().expect("a nice value");
+            // A thread started by a lowered one inherits its value, and
+            // lowering it "to" the same value again changes nothing.
+            let nested = std::thread::spawn(move || {
+                assert!(lower_this_thread_to(to));
+                this_thread_nice().expect("a nice value")
+            })
+            .join()
+            .expect("the nested thread ran");
+            (start, lowered, nested)
         })
         .join()
         .expect("the thread ran");
-        assert_eq!(lowered.0, before, "a new thread starts at its creator's");
-        assert_eq!(lowered.1, (before + 3).min(19));
+        assert_eq!(start, before, "a new thread starts at its creator's");
+        assert_eq!(lowered, to);
+        assert_eq!(nested, to, "not lowered twice");
         assert_eq!(this_thread_nice(), Some(before), "the caller is untouched");
-        assert!(!lower_this_thread(0), "0 changes nothing");
+        assert!(lower_this_thread_to(before), "already there");
+        assert_eq!(this_thread_nice(), Some(before), "never raised");
     }
 }

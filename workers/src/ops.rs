@@ -155,28 +155,25 @@ pub async fn verify(db: &Db) -> Result<String> {
             .with_context(|| format!("the snapshot at sequence {} is malformed", stored.seq))?;
         pending.push((stored.seq, contents));
     }
-    pending.reverse(); // popped oldest first
     let total = pending.len();
+    // Oldest first, each checked once the replay reaches its sequence number.
+    let mut pending = pending.into_iter().peekable();
     let mut ids: HashMap<(AccountId, ClientOrderId), ClientIdEntry> = HashMap::new();
     let mut checked = Vec::new();
     let mut first_difference: Option<String> = None;
     let mut workflows = 0u64;
     let engine = crate::recovery::rebuild_with(db, crate::config::engine_config(), |wf, engine| {
         workflows += 1;
-        if let pipeline::Command::Place(order) = &wf.command
-            && let Some(coid) = order.client_order_id
-        {
+        if let pipeline::Command::Place(order) = &wf.command {
             let entry = ClientIdEntry {
                 order: order.clone(),
                 events: wf.events.clone(),
             };
-            ids.insert((order.account, coid), entry);
-        }
-        while let Some((seq, _)) = pending.last() {
-            if *seq > engine.last_seq() {
-                break;
+            if let Some(key) = entry.key() {
+                ids.insert(key, entry);
             }
-            let (seq, contents) = pending.pop().expect("just looked");
+        }
+        while let Some((seq, contents)) = pending.next_if(|(seq, _)| *seq <= engine.last_seq()) {
             let problem = if seq != engine.last_seq() {
                 Some("no workflow of the journal ends at that sequence number".to_string())
             } else if contents.engine != engine.snapshot() {
@@ -186,7 +183,7 @@ pub async fn verify(db: &Db) -> Result<String> {
                 let theirs: Option<HashMap<_, _>> = contents
                     .client_ids
                     .into_iter()
-                    .map(|e| Some(((e.order.account, e.order.client_order_id?), e)))
+                    .map(|e| Some((e.key()?, e)))
                     .collect();
                 (theirs.as_ref() != Some(&ids)).then(|| {
                     "its client order id index differs from the journal's replay".to_string()
@@ -215,7 +212,7 @@ pub async fn verify(db: &Db) -> Result<String> {
             "snapshot at sequence {seq}: equals the journal's replay"
         );
     }
-    for (seq, _) in pending.iter().rev() {
+    for (seq, _) in pending {
         let _ = writeln!(
             out,
             "snapshot at sequence {seq}: past the journal's end, not checked"

@@ -142,6 +142,14 @@ pub struct ClientIdEntry {
     pub events: Vec<pipeline::Event>,
 }
 
+impl ClientIdEntry {
+    /// Its key in the index: `(account, client_order_id)`; `None` for an
+    /// order placed without a client order id (it has no entry).
+    pub fn key(&self) -> Option<(pipeline::AccountId, pipeline::ClientOrderId)> {
+        Some((self.order.account, self.order.client_order_id?))
+    }
+}
+
 /// Every stored snapshot, oldest first, each checked against its SHA-256.
 pub async fn all(db: &Db) -> Result<Vec<Stored>> {
     let rows = db

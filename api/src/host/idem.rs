@@ -61,10 +61,9 @@ impl ClientIds {
 
     /// The index of `entries` (from a snapshot).
     pub fn from_entries(entries: Vec<Placed>) -> ClientIds {
-        let keyed = entries.into_iter().filter_map(|p| {
-            let coid = p.order.client_order_id?;
-            Some(((p.order.account, coid), Arc::new(p)))
-        });
+        let keyed = entries
+            .into_iter()
+            .filter_map(|p| Some((p.key()?, Arc::new(p))));
         ClientIds(keyed.collect())
     }
 }

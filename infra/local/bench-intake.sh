@@ -4,7 +4,9 @@
 #   infra/local/bench-intake.sh [SECONDS [RATE [DEMO FLAGS...]]]
 #   (defaults: 30 s, 10,000/s; e.g. `60 10000 --connections 256`)
 # Drops and recreates the database `cwdemo` (`CWDEMO_URL`, default on
-# 127.0.0.1:5432), runs CHECKPOINT and sync, then the demo with a 5 s warm-up
+# 127.0.0.1:5432), makes sure PostgreSQL has the WAL segments the run will
+# write (below; `WAL_WARM=0` skips it), runs CHECKPOINT and sync, then the
+# demo with a 5 s warm-up
 # and `--intake-only`, and stops it once the intake's figures are printed
 # (before the workers drain). Then prints WAL written per second, checkpoints,
 # how busy both cores were, and the journal's bytes per row.
@@ -27,7 +29,26 @@ fi
 q() { psql "$admin" -qAtc "$1"; }
 q "drop database if exists cwdemo" 2>/dev/null
 q "create database cwdemo"
+# PostgreSQL makes each new 16 MB WAL segment by writing it full of zeros and
+# fsyncing it, and the commit that needs it waits (20-60 ms; at 10,000
+# orders/s one segment fills every ~1.4 s). A server that has run at this
+# load recycles the segments it has; a fresh cluster, or one idle for long,
+# has few, and its first run measures their making (19-44 commits over 20 ms
+# a minute here, p99 26-50 ms). So write the WAL the run needs once, as a
+# logical message (no table is touched), and let the CHECKPOINT below keep
+# its segments for recycling: the figures are the steady state's.
+wal_segs=$(q "select count(*) from pg_ls_waldir()")
+if [ "${WAL_WARM:-1}" != 0 ]; then
+  max_segs=$(q "select setting::bigint / 16 from pg_settings where name = 'max_wal_size'")
+  need=$(( (secs + 5) * rate * 1300 / 16777216 + 4 ))
+  need=$(( need < max_segs ? need : max_segs ))
+  if (( wal_segs < need )); then
+    q "select count(pg_logical_emit_message(false, 'clearway-bench', repeat('x', 16777216 - 1024)))
+       from generate_series(1, $need)" >/dev/null
+  fi
+fi
 q "checkpoint"
+wal_ready=$(q "select count(*) from pg_ls_waldir()")
 sync
 cpu() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
 lsn0=$(q "select pg_current_wal_lsn()")
@@ -53,6 +74,7 @@ kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 
 cat "$out"
+echo "host:            WAL segments $wal_segs, at the start $wal_ready; vm.dirty_background_bytes $(sysctl -n vm.dirty_background_bytes), ratio $(sysctl -n vm.dirty_background_ratio)"
 echo "WAL:             $(q "select round(pg_wal_lsn_diff('$lsn1', '$lsn0') / 1e6 / ($secs + 5), 1)") MB/s over the warm-up and the run; $((ck1 - ck0)) checkpoints"
 echo "cores busy:      $(( (busy1 - busy0) * 100 / (total1 - total0) ))%"
 echo "slow commits:    $(grep -c "slow group commit" "$err" || true) logged (over 20 ms)"

@@ -48,7 +48,8 @@ pub async fn order(db: &Db, order_id: u64) -> Result<Option<(u64, OrderView)>> {
     Ok(Some((owner, view)))
 }
 
-/// The id of an account's order by its client order id.
+/// The id of an account's order by its client order id: the newest, as an
+/// id may be used again once the intake's window has passed.
 #[tracing::instrument(skip(db))]
 pub async fn order_id_by_client_id(
     db: &Db,
@@ -57,7 +58,8 @@ pub async fn order_id_by_client_id(
 ) -> Result<Option<u64>> {
     let rows = db
         .rows(
-            "select order_id from orders where account_id = $1 and client_order_id = $2",
+            "select order_id from orders where account_id = $1 and client_order_id = $2 \
+             order by order_id desc limit 1",
             &[Arg::I64(account as i64), Arg::Text(client_order_id.into())],
         )
         .await?;

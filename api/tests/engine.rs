@@ -154,6 +154,7 @@ async fn a_restart_resumes_from_the_newest_snapshot(postgres: bool) {
     let policy = workers::snapshot::SnapshotPolicy {
         every: 8,
         replay_at_least: 5,
+        ..Default::default()
     };
     let app = spawn_app_with_snapshots(postgres, policy).await;
     for i in 0..16 {
@@ -220,6 +221,97 @@ async fn a_restart_resumes_from_the_newest_snapshot(postgres: bool) {
     .await;
     // And the engine goes on from where it was.
     assert_eq!(app.place(SELLER, sell("after-restart")).await.status(), 202);
+}
+
+/// How many of the seller's orders the orders table holds with `coid`.
+async fn persisted_with(db: &Db, coid: &str) -> i64 {
+    use workers::db::Arg;
+    db.rows(
+        "select count(*) from orders where account_id = $1 and client_order_id = $2",
+        &[Arg::I64(SELLER as i64), Arg::Text(coid.into())],
+    )
+    .await
+    .expect("the orders table")[0]
+        .i64(0)
+        .expect("a count")
+}
+
+/// A client order id is remembered for its window (one second here, 24
+/// hours by default): within it a reuse with other parameters is 409;
+/// after it (and an accepted command that moves the engine's clock past
+/// it) the id places a new order. Both orders are persisted with the id,
+/// every workflow completes, and a read by the id, once the intake has
+/// forgotten both, finds the newer one in the database.
+async fn a_client_order_id_may_be_used_again_once_its_window_has_passed(postgres: bool) {
+    let policy = workers::snapshot::SnapshotPolicy {
+        client_id_window_us: 1_000_000,
+        ..Default::default()
+    };
+    let app = spawn_app_with_snapshots(postgres, policy).await;
+    let mut body = limit_sell("70000", "0.1");
+    body["client_order_id"] = "again-1".into();
+    let first = app.place(SELLER, body.clone()).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    body["price"] = "70001".into();
+    assert_problem(
+        app.place(SELLER, body.clone()).await,
+        409,
+        "client_order_id_conflict",
+    )
+    .await;
+
+    let move_the_clock = || async {
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let res = app
+            .client
+            .post(app.url("/v1/deposits"))
+            .bearer_auth(token(900, &["operate"]))
+            .json(&serde_json::json!({"account_id": BUYER, "asset": "USD", "amount": "1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "a deposit");
+    };
+    move_the_clock().await;
+    let second = app.place(SELLER, body.clone()).await;
+    assert_eq!(second.status(), 202);
+    let second: Value = second.json().await.unwrap();
+    assert_ne!(second["order_id"], first["order_id"]);
+    app.wait_until("both orders persisted with the id", || async {
+        persisted_with(&app.db, "again-1").await == 2
+    })
+    .await;
+
+    move_the_clock().await;
+    let found = app
+        .get_json(SELLER, "/v1/orders?client_order_id=again-1")
+        .await;
+    assert_eq!(found["orders"][0]["order_id"], second["order_id"]);
+    assert_eq!(found["orders"][0]["price"], "70001");
+    app.wait_until("every workflow completed", || async {
+        app.db
+            .rows(
+                "select count(*) from workflows where state <> 'completed'",
+                &[],
+            )
+            .await
+            .expect("the workflows table")[0]
+            .i64(0)
+            .expect("a count")
+            == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_order_id_may_be_used_again_once_its_window_has_passed_on_sqlite() {
+    a_client_order_id_may_be_used_again_once_its_window_has_passed(false).await;
+}
+
+#[tokio::test]
+async fn a_client_order_id_may_be_used_again_once_its_window_has_passed_on_postgres() {
+    a_client_order_id_may_be_used_again_once_its_window_has_passed(true).await;
 }
 
 #[tokio::test]

@@ -112,6 +112,7 @@ impl Settings {
                 "CLEARWAY_SNAPSHOT_REPLAY_AT_LEAST",
                 defaults.replay_at_least,
             )?,
+            ..defaults
         };
         Ok(Settings {
             transport,

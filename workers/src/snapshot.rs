@@ -28,6 +28,10 @@ pub struct SnapshotPolicy {
     /// (when there are that many): the intake's map of recently closed orders
     /// is rebuilt from them.
     pub replay_at_least: u64,
+    /// How long the intake's index keeps a client order id (µs): not an
+    /// environment setting ([`CLIENT_ID_WINDOW_US`], 24 hours); tests
+    /// shorten it.
+    pub client_id_window_us: u64,
 }
 
 impl Default for SnapshotPolicy {
@@ -40,6 +44,7 @@ impl Default for SnapshotPolicy {
         SnapshotPolicy {
             every: 5_000_000,
             replay_at_least: 65_536,
+            client_id_window_us: CLIENT_ID_WINDOW_US,
         }
     }
 }
@@ -128,9 +133,23 @@ fn checked(row: &crate::db::Row) -> Result<Stored> {
 pub struct Contents {
     /// The engine as of the snapshot's sequence number.
     pub engine: pipeline::EngineState,
-    /// Every `(account, client_order_id)` placed so far, in no order.
+    /// Every `(account, client_order_id)` placed within the window before
+    /// the snapshot's last command, in no order.
     pub client_ids: Vec<ClientIdEntry>,
+    /// The window the index kept ids for (µs); `None` in a snapshot from
+    /// before the window, whose index kept every id.
+    #[serde(default)]
+    pub client_id_window_us: Option<u64>,
 }
+
+/// How long the intake remembers a client order id: 24 hours of the
+/// engine's clock (as FIX's `ClOrdID` is unique per trading day). Once a
+/// command is accepted more than this after a place, the place's entry is
+/// forgotten, and its id may be used again for a new order. Without it the
+/// index, and every snapshot, would grow with every order ever placed with
+/// an id. The rule is on the journal's own times, so a replay forgets
+/// exactly what the live intake forgot.
+pub const CLIENT_ID_WINDOW_US: u64 = 24 * 60 * 60 * 1_000_000;
 
 /// One entry of the client order id index: the original place and its
 /// events (what a retry is answered with). The intake's index holds these.
@@ -147,6 +166,17 @@ impl ClientIdEntry {
     /// order placed without a client order id (it has no entry).
     pub fn key(&self) -> Option<(pipeline::AccountId, pipeline::ClientOrderId)> {
         Some((self.order.account, self.order.client_order_id?))
+    }
+
+    /// When it was placed (engine time, µs): its events' time.
+    pub fn placed_at(&self) -> u64 {
+        self.events.first().map_or(0, |e| e.ts)
+    }
+
+    /// Whether an index with `window_us` still holds it once a command
+    /// timed `now` has been accepted.
+    pub fn kept(&self, window_us: u64, now: u64) -> bool {
+        self.placed_at().saturating_add(window_us) >= now
     }
 }
 

@@ -174,6 +174,7 @@ impl Host {
         if let Command::Place(order) = &cmd {
             core.client_ids.record(order, &events);
         }
+        core.client_ids.expire(ts);
         core.closed
             .record(core.engine.closed_by_last_apply(), &events);
         wfs.extend(WorkflowInput::new(cmd, ts, events.clone()));
@@ -340,7 +341,7 @@ async fn rebuild(services: workers::config::Services, metrics: Arc<Metrics>) -> 
         Some(r) => (r.engine, r.client_ids, r.seq),
         None => (
             pipeline::Engine::try_new(engine_config())?,
-            ClientIds::default(),
+            ClientIds::with_window(services.snapshots.client_id_window_us),
             0,
         ),
     };
@@ -352,6 +353,7 @@ async fn rebuild(services: workers::config::Services, metrics: Arc<Metrics>) -> 
         if let pipeline::Command::Place(order) = &wf.command {
             client_ids.record(order, &wf.events);
         }
+        client_ids.expire(wf.ts);
         closed.record(engine.closed_by_last_apply(), &wf.events);
         replayed += 1;
     })

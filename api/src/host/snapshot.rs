@@ -28,6 +28,7 @@ use super::idem::{ClientIds, Placed};
 struct Out<'a> {
     engine: &'a EngineState,
     client_ids: Vec<&'a Placed>,
+    client_id_window_us: u64,
 }
 
 /// What a loaded snapshot restores.
@@ -59,7 +60,7 @@ pub(super) async fn load(db: &Db, policy: SnapshotPolicy) -> Result<Option<Resto
         .with_context(|| format!("the engine snapshot at sequence {seq} does not restore"))?;
     Ok(Some(Restored {
         engine,
-        client_ids: ClientIds::from_entries(snap.client_ids),
+        client_ids: ClientIds::from_entries(snap.client_ids, policy.client_id_window_us),
         seq,
     }))
 }
@@ -109,7 +110,7 @@ impl Snapshotter {
         // (`Engine::snapshot`) takes 10× longer and happens off this thread.
         let started = Instant::now();
         let engine = engine.clone();
-        let entries = client_ids.entries();
+        let (entries, window_us) = (client_ids.entries(), client_ids.window_us());
         let copied = started.elapsed();
         let (db, busy) = (self.db.clone(), self.busy.clone());
         self.main.spawn(async move {
@@ -119,6 +120,7 @@ impl Snapshotter {
                     let out = Out {
                         engine: &state,
                         client_ids: entries.iter().map(|p| &**p).collect(),
+                        client_id_window_us: window_us,
                     };
                     let json = serde_json::to_string(&out)?;
                     let sum = workers::snapshot::sha256(&json);

@@ -30,7 +30,7 @@ pub struct CreateOrderRequest {
     /// Reject instead of trading on arrival.
     #[serde(default)]
     pub post_only: bool,
-    /// The client's reference, unique per account (idempotency key).
+    /// The client's reference, unique per account for 24 hours (idempotency key).
     #[serde(default)]
     pub client_order_id: Option<String>,
     /// `cancel_taker` (default), `cancel_maker` or `cancel_both`.

@@ -280,6 +280,31 @@ async fn verify_checks_the_journal_and_every_snapshot(kind: TransportKind) -> an
         format!("{err:#}").contains("client order id index differs"),
         "{err:#}"
     );
+
+    // A snapshot taken with a window holds the places within it of its
+    // last command: the place, 1,000 µs before the deposit, is kept by a
+    // window of 1,000 µs and forgotten by one of 999.
+    forge(&db, seq, &honest).await?;
+    let seq2 = app.engine.last_seq();
+    let windowed = |window: u64, ids: serde_json::Value| serde_json::json!({"engine": app.engine.snapshot(), "client_ids": ids, "client_id_window_us": window});
+    let kept = windowed(1_000, honest["client_ids"].clone()).to_string();
+    snapshot::save(&db, seq2, kept.clone(), snapshot::sha256(&kept), 2).await?;
+    let report = workers::ops::verify(&db).await?;
+    assert!(report.contains("2 of 2 snapshots checked"), "{report}");
+    forge(&db, seq2, &windowed(999, serde_json::json!([]))).await?;
+    let report = workers::ops::verify(&db).await?;
+    assert!(report.contains("2 of 2 snapshots checked"), "{report}");
+    // An index that kept what its window let go is not what the intake held.
+    forge(&db, seq2, &windowed(999, honest["client_ids"].clone())).await?;
+    let err = workers::ops::verify(&db)
+        .await
+        .expect_err("the difference is caught");
+    assert!(
+        format!("{err:#}").contains(&format!(
+            "sequence {seq2}: its client order id index differs"
+        )),
+        "{err:#}"
+    );
     Ok(())
 }
 per_database_transport!(verify_checks_the_journal_and_every_snapshot);

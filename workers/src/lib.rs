@@ -15,11 +15,14 @@
 //! - [`transport`]: how step jobs travel — apalis-sqlite, apalis-postgres, SQS FIFO;
 //! - [`recovery`]: rebuilds the engine from the journal on start;
 //! - [`snapshot`]: engine snapshots, so recovery replays only the journal's tail;
+//! - [`client_ids`]: the index of client order ids (24 hours of places), which
+//!   snapshots hold: the intake answers retries from it, `ops verify` rebuilds it;
 //! - [`ops`]: the operator and auditor views behind `clearway ops` (`verify` replays
 //!   the whole journal and checks the stored snapshots against it);
 //! - [`config`]: building all of the above from the environment;
 //! - [`provision`]: fresh, isolated databases, queues, stream and bucket (tests, benchmarks).
 
+pub mod client_ids;
 pub mod config;
 pub mod db;
 pub mod ops;

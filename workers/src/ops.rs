@@ -146,8 +146,8 @@ pub async fn replay(
 /// sequence number, compares the replayed engine and client order id
 /// index with the snapshot's. An error names the first difference.
 pub async fn verify(db: &Db) -> Result<String> {
-    use crate::snapshot::{self, ClientIdEntry, Contents};
-    use pipeline::{AccountId, ClientOrderId};
+    use crate::client_ids::ClientIds;
+    use crate::snapshot::{self, Contents};
     use std::collections::HashMap;
     let mut pending = Vec::new();
     for stored in snapshot::all(db).await? {
@@ -156,23 +156,25 @@ pub async fn verify(db: &Db) -> Result<String> {
         pending.push((stored.seq, contents));
     }
     let total = pending.len();
+    // The replay's index keeps what the snapshot with the longest window
+    // needs (every place, when one is from before the window).
+    let keep = pending
+        .iter()
+        .map(|(_, c)| c.client_id_window_us.unwrap_or(u64::MAX))
+        .max()
+        .unwrap_or(0);
     // Oldest first, each checked once the replay reaches its sequence number.
     let mut pending = pending.into_iter().peekable();
-    let mut ids: HashMap<(AccountId, ClientOrderId), ClientIdEntry> = HashMap::new();
+    let mut ids = ClientIds::with_window(keep);
     let mut checked = Vec::new();
     let mut first_difference: Option<String> = None;
     let mut workflows = 0u64;
     let engine = crate::recovery::rebuild_with(db, crate::config::engine_config(), |wf, engine| {
         workflows += 1;
         if let pipeline::Command::Place(order) = &wf.command {
-            let entry = ClientIdEntry {
-                order: order.clone(),
-                events: wf.events.clone(),
-            };
-            if let Some(key) = entry.key() {
-                ids.insert(key, entry);
-            }
+            ids.record(order, &wf.events);
         }
+        ids.expire(wf.ts);
         while let Some((seq, contents)) = pending.next_if(|(seq, _)| *seq <= engine.last_seq()) {
             let problem = if seq != engine.last_seq() {
                 Some("no workflow of the journal ends at that sequence number".to_string())
@@ -188,12 +190,13 @@ pub async fn verify(db: &Db) -> Result<String> {
                 // What the intake's index held then: the places within its
                 // window of this last command (every place, before the window).
                 let window = contents.client_id_window_us.unwrap_or(u64::MAX);
-                let ours: HashMap<_, _> = ids
-                    .iter()
-                    .filter(|(_, e)| e.kept(window, wf.ts))
-                    .map(|(k, e)| (*k, e.clone()))
+                let ours: Option<HashMap<_, _>> = ids
+                    .entries()
+                    .into_iter()
+                    .filter(|e| e.kept(window, wf.ts))
+                    .map(|e| Some((e.key()?, (*e).clone())))
                     .collect();
-                (theirs.as_ref() != Some(&ours)).then(|| {
+                (theirs != ours).then(|| {
                     "its client order id index differs from the journal's replay".to_string()
                 })
             };

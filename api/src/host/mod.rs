@@ -10,14 +10,14 @@
 //! broadcast that is not durable.
 //!
 //! Every so many sequence numbers it writes a snapshot of the engine and
-//! the client order id index (`snapshot.rs`); recovery loads the newest
+//! the client order id index ([`workers::client_ids`], `snapshot.rs`);
+//! recovery loads the newest
 //! usable one and replays only the journal after it.
 //!
 //! The engine's thread keeps the process' priority while the binary lowers
 //! the shared runtime's threads ([`priority`]).
 
 mod closed;
-mod idem;
 pub mod md;
 pub mod priority;
 mod run;
@@ -34,8 +34,8 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 pub use closed::RecentlyClosed;
-pub use idem::ClientIds;
 pub use md::{Committed, DepthDiff};
+pub use workers::client_ids::ClientIds;
 
 /// The most commands group-committed at once.
 pub const MAX_BATCH: usize = 512;

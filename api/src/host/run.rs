@@ -12,12 +12,12 @@ use workers::config::{Services, engine_config};
 use workers::db::HeldConnection;
 use workers::workflow::WorkflowInput;
 
-use super::idem::{ClientIds, Lookup};
 use super::md::{BookTracker, Committed, touched};
 use super::snapshot::Snapshotter;
 use super::{Accepted, Core, MAX_BATCH, Reply, Request};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use workers::client_ids::{ClientIds, Lookup};
 
 /// Commit attempts before the engine fails closed.
 const COMMIT_ATTEMPTS: u32 = 3;

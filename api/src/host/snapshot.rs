@@ -20,7 +20,7 @@ use serde::Serialize;
 use workers::db::Db;
 use workers::snapshot::SnapshotPolicy;
 
-use super::idem::{ClientIds, Placed};
+use workers::client_ids::{ClientIds, Placed};
 
 /// A snapshot as written; read back as [`workers::snapshot::Contents`]
 /// (here and by `clearway ops verify`).

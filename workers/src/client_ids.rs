@@ -1,5 +1,6 @@
 //! `client_order_id` idempotency: unique per account within a window
-//! ([`CLIENT_ID_WINDOW_US`], 24 hours of the engine's clock). A retry with
+//! ([`CLIENT_ID_WINDOW_US`], 24 hours of the engine's clock). The intake's
+//! index, and the one `ops verify` rebuilds to check the snapshots'. A retry with
 //! the same parameters gets the original answer; a reuse with other
 //! parameters is a conflict; once the window has passed, the id is
 //! forgotten and may be used again. Saved in the engine's snapshots, and
@@ -11,9 +12,9 @@ use pipeline::{AccountId, ClientOrderId, Event, NewOrder};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-pub use workers::snapshot::CLIENT_ID_WINDOW_US;
+pub use crate::snapshot::CLIENT_ID_WINDOW_US;
 /// The original place and its events (the same record snapshots hold).
-pub use workers::snapshot::ClientIdEntry as Placed;
+pub use crate::snapshot::ClientIdEntry as Placed;
 
 type Key = (AccountId, ClientOrderId);
 

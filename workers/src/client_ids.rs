@@ -12,18 +12,58 @@ use pipeline::{AccountId, ClientOrderId, Event, NewOrder};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-pub use crate::snapshot::CLIENT_ID_WINDOW_US;
-/// The original place and its events (the same record snapshots hold).
-pub use crate::snapshot::ClientIdEntry as Placed;
-
 type Key = (AccountId, ClientOrderId);
 
-/// `(account, client_order_id)` → [`Placed`], for the places of the last
+/// How long the intake remembers a client order id: 24 hours of the
+/// engine's clock (as FIX's `ClOrdID` is unique per trading day). Once a
+/// command is accepted more than this after a place, the place's entry is
+/// forgotten, and its id may be used again for a new order. Without it the
+/// index, and every snapshot, would grow with every order ever placed with
+/// an id. The rule is on the journal's own times, so a replay forgets
+/// exactly what the live intake forgot.
+pub const CLIENT_ID_WINDOW_US: u64 = 24 * 60 * 60 * 1_000_000;
+
+/// One entry of the client order id index: the original place and its
+/// events (what a retry is answered with). The intake's index holds these.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientIdEntry {
+    /// The order as placed.
+    pub order: NewOrder,
+    /// The events it produced.
+    pub events: Vec<Event>,
+}
+
+impl ClientIdEntry {
+    /// Its key in the index: `(account, client_order_id)`; `None` for an
+    /// order placed without a client order id (it has no entry).
+    pub fn key(&self) -> Option<(AccountId, ClientOrderId)> {
+        Some((self.order.account, self.order.client_order_id?))
+    }
+
+    /// When it was placed (engine time, µs): its events' time.
+    pub fn placed_at(&self) -> u64 {
+        self.events.first().map_or(0, |e| e.ts)
+    }
+
+    /// Whether an index with `window_us` still holds it once a command
+    /// timed `now` has been accepted.
+    pub fn kept(&self, window_us: u64, now: u64) -> bool {
+        within(self.placed_at(), window_us, now)
+    }
+}
+
+/// The rule both the index and [`ClientIdEntry::kept`] follow: a place at
+/// `placed_at` is still held once a command timed `now` has been accepted.
+fn within(placed_at: u64, window_us: u64, now: u64) -> bool {
+    placed_at.saturating_add(window_us) >= now
+}
+
+/// `(account, client_order_id)` → [`ClientIdEntry`], for the places of the last
 /// window. Shared, so a snapshot takes the entries without copying them on
 /// the engine's thread.
 #[derive(Clone, Debug)]
 pub struct ClientIds {
-    map: HashMap<Key, Arc<Placed>>,
+    map: HashMap<Key, Arc<ClientIdEntry>>,
     /// The keys by when they were placed, oldest first (engine time only
     /// grows), for forgetting them.
     by_time: VecDeque<(u64, Key)>,
@@ -71,13 +111,13 @@ impl ClientIds {
 
     /// Records an accepted place.
     pub fn record(&mut self, order: &NewOrder, events: &[Event]) {
-        self.insert(Placed {
+        self.insert(ClientIdEntry {
             order: order.clone(),
             events: events.to_vec(),
         });
     }
 
-    fn insert(&mut self, placed: Placed) {
+    fn insert(&mut self, placed: ClientIdEntry) {
         if let Some(key) = placed.key() {
             self.by_time.push_back((placed.placed_at(), key));
             self.map.insert(key, Arc::new(placed));
@@ -90,7 +130,7 @@ impl ClientIds {
     /// sequence number is a function of the journal.
     pub fn expire(&mut self, now: u64) {
         while let Some(&(at, key)) = self.by_time.front() {
-            if at.saturating_add(self.window_us) >= now {
+            if within(at, self.window_us, now) {
                 break;
             }
             self.by_time.pop_front();
@@ -103,12 +143,12 @@ impl ClientIds {
     }
 
     /// The original place of `(account, coid)`, if any.
-    pub fn get(&self, account: AccountId, coid: ClientOrderId) -> Option<&Placed> {
+    pub fn get(&self, account: AccountId, coid: ClientOrderId) -> Option<&ClientIdEntry> {
         self.map.get(&(account, coid)).map(|p| &**p)
     }
 
     /// Every entry, for a snapshot.
-    pub fn entries(&self) -> Vec<Arc<Placed>> {
+    pub fn entries(&self) -> Vec<Arc<ClientIdEntry>> {
         self.map.values().cloned().collect()
     }
 
@@ -119,8 +159,8 @@ impl ClientIds {
 
     /// The index of `entries` (from a snapshot), keeping ids for
     /// `window_us` from now on.
-    pub fn from_entries(mut entries: Vec<Placed>, window_us: u64) -> ClientIds {
-        entries.sort_by_key(Placed::placed_at);
+    pub fn from_entries(mut entries: Vec<ClientIdEntry>, window_us: u64) -> ClientIds {
+        entries.sort_by_key(ClientIdEntry::placed_at);
         let mut ids = ClientIds::with_window(window_us);
         for placed in entries {
             ids.insert(placed);
@@ -195,11 +235,11 @@ mod tests {
     fn an_index_restored_from_entries_forgets_them_in_the_order_they_were_placed() {
         let (a, b) = (order(1, "a", "1"), order(2, "b", "1"));
         let entries = vec![
-            Placed {
+            ClientIdEntry {
                 events: accepted(&b, 3 * HOUR),
                 order: b.clone(),
             },
-            Placed {
+            ClientIdEntry {
                 events: accepted(&a, HOUR),
                 order: a.clone(),
             },

@@ -29,7 +29,7 @@ pub struct SnapshotPolicy {
     /// is rebuilt from them.
     pub replay_at_least: u64,
     /// How long the intake's index keeps a client order id (µs): not an
-    /// environment setting ([`CLIENT_ID_WINDOW_US`], 24 hours); tests
+    /// environment setting ([`crate::client_ids::CLIENT_ID_WINDOW_US`], 24 hours); tests
     /// shorten it.
     pub client_id_window_us: u64,
 }
@@ -44,7 +44,7 @@ impl Default for SnapshotPolicy {
         SnapshotPolicy {
             every: 5_000_000,
             replay_at_least: 65_536,
-            client_id_window_us: CLIENT_ID_WINDOW_US,
+            client_id_window_us: crate::client_ids::CLIENT_ID_WINDOW_US,
         }
     }
 }
@@ -135,49 +135,11 @@ pub struct Contents {
     pub engine: pipeline::EngineState,
     /// Every `(account, client_order_id)` placed within the window before
     /// the snapshot's last command, in no order.
-    pub client_ids: Vec<ClientIdEntry>,
+    pub client_ids: Vec<crate::client_ids::ClientIdEntry>,
     /// The window the index kept ids for (µs); `None` in a snapshot from
     /// before the window, whose index kept every id.
     #[serde(default)]
     pub client_id_window_us: Option<u64>,
-}
-
-/// How long the intake remembers a client order id: 24 hours of the
-/// engine's clock (as FIX's `ClOrdID` is unique per trading day). Once a
-/// command is accepted more than this after a place, the place's entry is
-/// forgotten, and its id may be used again for a new order. Without it the
-/// index, and every snapshot, would grow with every order ever placed with
-/// an id. The rule is on the journal's own times, so a replay forgets
-/// exactly what the live intake forgot.
-pub const CLIENT_ID_WINDOW_US: u64 = 24 * 60 * 60 * 1_000_000;
-
-/// One entry of the client order id index: the original place and its
-/// events (what a retry is answered with). The intake's index holds these.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClientIdEntry {
-    /// The order as placed.
-    pub order: pipeline::NewOrder,
-    /// The events it produced.
-    pub events: Vec<pipeline::Event>,
-}
-
-impl ClientIdEntry {
-    /// Its key in the index: `(account, client_order_id)`; `None` for an
-    /// order placed without a client order id (it has no entry).
-    pub fn key(&self) -> Option<(pipeline::AccountId, pipeline::ClientOrderId)> {
-        Some((self.order.account, self.order.client_order_id?))
-    }
-
-    /// When it was placed (engine time, µs): its events' time.
-    pub fn placed_at(&self) -> u64 {
-        self.events.first().map_or(0, |e| e.ts)
-    }
-
-    /// Whether an index with `window_us` still holds it once a command
-    /// timed `now` has been accepted.
-    pub fn kept(&self, window_us: u64, now: u64) -> bool {
-        self.placed_at().saturating_add(window_us) >= now
-    }
 }
 
 /// Every stored snapshot, oldest first, each checked against its SHA-256.

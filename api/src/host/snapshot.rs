@@ -20,14 +20,14 @@ use serde::Serialize;
 use workers::db::Db;
 use workers::snapshot::SnapshotPolicy;
 
-use workers::client_ids::{ClientIds, Placed};
+use workers::client_ids::{ClientIdEntry, ClientIds};
 
 /// A snapshot as written; read back as [`workers::snapshot::Contents`]
 /// (here and by `clearway ops verify`).
 #[derive(Serialize)]
 struct Out<'a> {
     engine: &'a EngineState,
-    client_ids: Vec<&'a Placed>,
+    client_ids: Vec<&'a ClientIdEntry>,
     client_id_window_us: u64,
 }
 

@@ -1,5 +1,5 @@
 -- A client order id is unique per account within a window (24 hours of the
--- engine's clock; see workers::snapshot::CLIENT_ID_WINDOW_US), after which
+-- engine's clock; see workers::client_ids::CLIENT_ID_WINDOW_US), after which
 -- the intake forgets it and the account may use it again. So the orders
 -- table can hold two orders of an account with one client order id (from
 -- different windows): its index on them is no longer unique. Reads by

@@ -37,17 +37,6 @@ pub struct DemoArgs {
     pub warmup: u64,
 }
 
-/// A small deterministic generator (xorshift64*), so runs are comparable.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
@@ -89,55 +78,84 @@ impl Counters {
     }
 }
 
-/// One order for a connection of the load generator: when it is due, whose
-/// token, what body.
-struct Due {
-    due: Instant,
-    /// Where its answer is counted: the warm-up's or the measured seconds'.
+/// What every connection of the load generator shares: the schedule, the
+/// requests' parts, and where answers are counted.
+struct Plan {
+    /// When order 0 is due.
+    t0: Instant,
+    /// Between two orders' due times.
+    interval: Duration,
+    /// Orders of the warm-up, then of the measured seconds.
+    warm_total: u64,
+    total: u64,
+    /// How many connections: connection `k` sends the orders `i ≡ k (mod lanes)`.
+    lanes: u64,
+    addr: std::net::SocketAddr,
+    /// Each account's request head up to its `authorization` line.
+    heads: Vec<Vec<u8>>,
+    /// The bodies of [`order_bodies`], each with its last headers in front.
+    tails: [[[Vec<u8>; 5]; 2]; 2],
+    /// Orders handed to a connection so far.
+    sent: AtomicU64,
+    warm: Arc<Counters>,
     counters: Arc<Counters>,
-    bearer: hyper::header::HeaderValue,
-    body: bytes::Bytes,
 }
 
-/// One keep-alive HTTP/1.1 connection (hyper's own client, no pool: the
-/// generator should cost as little as it can, it shares the machine): sends
-/// what it is given in order, and records the latency of each (µs from when
-/// it was due to its answer) in the order's `counters`. A broken
-/// connection is opened again.
-async fn send_lane(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Due>,
-    addr: std::net::SocketAddr,
-    mut sender: Option<Sender>,
-) -> Result<()> {
-    use http_body_util::{BodyExt, Full};
-    let host = hyper::header::HeaderValue::try_from(addr.to_string())?;
-    while let Some(Due {
-        due,
-        counters,
-        bearer,
-        body,
-    }) = rx.recv().await
-    {
-        if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            sender = open_connection(addr).await.ok();
+impl Plan {
+    /// Order `i`'s request, written into `out`: whose it is and what it
+    /// asks are a function of `i` alone, so runs are comparable.
+    fn request(&self, i: u64, out: &mut Vec<u8>) {
+        let r = mix(i);
+        let (buy, aggressive) = ((r >> 8) & 1 == 0, (r >> 9) & 1 == 0);
+        out.clear();
+        out.extend_from_slice(&self.heads[(r % self.heads.len() as u64) as usize]);
+        out.extend_from_slice(
+            &self.tails[usize::from(buy)][usize::from(aggressive)][((r >> 10) % 5) as usize],
+        );
+    }
+}
+
+/// A bijective mix of a 64-bit integer (splitmix64's finaliser).
+fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One keep-alive HTTP/1.1 connection of the load generator, as wrk2 runs
+/// one: it sends order `lane`, `lane + N`, `lane + 2N`, … each at its due
+/// time (or at once, when the previous answer came late), one in flight,
+/// and records each latency (µs from when the order was due to the end of
+/// its answer) with the warm-up's or the measured seconds' counters. The
+/// request is pre-built bytes and the answer is read with `httparse`: the
+/// generator shares the machine with what it measures, so it should cost
+/// as little as it can (hyper's client took a channel hop and a task
+/// switch each way per request). A broken connection is opened again.
+async fn lane(plan: Arc<Plan>, lane: u64, mut stream: Option<tokio::net::TcpStream>) -> Result<()> {
+    let (mut request, mut buf) = (Vec::with_capacity(1024), Vec::with_capacity(4096));
+    let mut i = lane;
+    while i < plan.warm_total + plan.total {
+        let due = plan.t0 + plan.interval * i as u32;
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
         }
-        let status = match sender.as_mut() {
-            Some(s) => {
-                let req = hyper::Request::post("/v1/orders")
-                    .header(hyper::header::HOST, host.clone())
-                    .header(hyper::header::AUTHORIZATION, bearer)
-                    .header(hyper::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(body))?;
-                match s.send_request(req).await {
-                    // Read the body, so the connection is free for the next order.
-                    Ok(res) => {
-                        let status = res.status().as_u16();
-                        res.into_body().collect().await.map(|_| status).ok()
-                    }
-                    Err(_) => None,
-                }
-            }
+        plan.sent.fetch_add(1, Ordering::Relaxed);
+        plan.request(i, &mut request);
+        if stream.is_none() {
+            stream = dial(plan.addr).await.ok();
+        }
+        let status = match stream.as_mut() {
+            Some(s) => exchange(s, &request, &mut buf).await.ok(),
             None => None,
+        };
+        if status.is_none() {
+            stream = None;
+        }
+        let counters = if i < plan.warm_total {
+            &plan.warm
+        } else {
+            &plan.counters
         };
         counters
             .latencies()
@@ -149,33 +167,78 @@ async fn send_lane(
             _ => &counters.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        i += plan.lanes;
     }
     Ok(())
 }
 
-/// The sending half of one of the generator's connections.
-type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+/// Sends `request` on `stream` and reads the answer whole (its headers and
+/// `Content-Length` bytes of body) into `buf`; returns its status. An
+/// answer without a length, or one that ends early, is an error (the
+/// caller then opens a new connection).
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await?;
+    buf.clear();
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len());
+        }
+        if stream.read_buf(buf).await? == 0 {
+            anyhow::bail!("connection closed mid-answer");
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut res = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head) = res.parse(buf)? else {
+            continue;
+        };
+        let length: usize = res
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .context("an answer without Content-Length")?
+            .value
+            .iter()
+            .try_fold(0usize, |n, &b| {
+                b.is_ascii_digit()
+                    .then(|| n * 10 + usize::from(b - b'0'))
+            })
+            .context("a malformed Content-Length")?;
+        let status = res.code.context("an answer without a status")?;
+        let whole = head + length;
+        while buf.len() < whole {
+            buf.reserve(whole - buf.len());
+            if stream.read_buf(buf).await? == 0 {
+                anyhow::bail!("connection closed mid-body");
+            }
+        }
+        anyhow::ensure!(buf.len() == whole, "more than one answer to one request");
+        return Ok(status);
+    }
+}
 
 /// The generator's order bodies, built once (the generator shares the
 /// machine, so it should cost as little as it can), indexed by
 /// `[buy][aggressive][ticks - 1]`: passive orders rest 1–5 ticks away from
 /// 50,000; aggressive ones cross as IOC.
-fn order_bodies() -> Result<[[[bytes::Bytes; 5]; 2]; 2]> {
-    let body = |buy: bool, aggressive: bool, ticks: i64| -> Result<bytes::Bytes> {
+fn order_bodies() -> Result<[[[Vec<u8>; 5]; 2]; 2]> {
+    let body = |buy: bool, aggressive: bool, ticks: i64| -> Result<Vec<u8>> {
         let (mid, offset) = (Decimal::from(50_000), Decimal::new(ticks, 2));
         let price = if buy != aggressive {
             mid - offset
         } else {
             mid + offset
         };
-        Ok(bytes::Bytes::from(serde_json::to_vec(
-            &serde_json::json!({
-                "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
-                "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
-            }),
-        )?))
+        Ok(serde_json::to_vec(&serde_json::json!({
+            "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
+            "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
+        }))?)
     };
-    let side = |buy: bool, aggressive: bool| -> Result<[bytes::Bytes; 5]> {
+    let side = |buy: bool, aggressive: bool| -> Result<[Vec<u8>; 5]> {
         Ok([
             body(buy, aggressive, 1)?,
             body(buy, aggressive, 2)?,
@@ -190,14 +253,11 @@ fn order_bodies() -> Result<[[[bytes::Bytes; 5]; 2]; 2]> {
     ])
 }
 
-/// A new HTTP/1.1 connection to `addr`, its driver spawned.
-async fn open_connection(addr: std::net::SocketAddr) -> Result<Sender> {
+/// A new connection to `addr`, with Nagle's delay off (as the server's).
+async fn dial(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
+    Ok(stream)
 }
 
 /// Runs the demo; returns once the report is printed.
@@ -271,66 +331,79 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // and the lockstep can outlast the slow moment by seconds. Hence 256.
     // Orders of the warm-up count in `warm`, the measured ones in
     // `counters`, whenever their answers arrive.
-    let (warm, counters) = (Arc::new(Counters::new()?), Arc::new(Counters::new()?));
-    let mut lanes = Vec::with_capacity(args.connections.max(1));
-    let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..args.connections.max(1) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Due>();
-        lanes.push(tx);
-        // Connected before the clock starts, as a client's keep-alive
-        // connections are in steady state (wrk2 does the same).
-        let sender = open_connection(listener_addr).await?;
-        senders.spawn(send_lane(rx, listener_addr, Some(sender)));
-    }
-    let bearers: Vec<hyper::header::HeaderValue> = tokens
-        .iter()
-        .map(|t| hyper::header::HeaderValue::from_str(&format!("Bearer {t}")))
-        .collect::<Result<_, _>>()?;
     let (warm_total, total) = (args.rate * args.warmup, args.rate * args.seconds);
+    let connections = args.connections.max(1) as u64;
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
-    let t0 = Instant::now();
-    // When the measured seconds start.
-    let start = t0 + interval * warm_total as u32;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let bodies = order_bodies()?;
-    let mut last_report = Instant::now();
-    for i in 0..warm_total + total {
-        let due = t0 + interval * i as u32;
-        if due > Instant::now() {
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let r = rng.next();
-        let (buy, aggressive) = ((r >> 8).is_multiple_of(2), (r >> 9).is_multiple_of(2));
-        let body =
-            bodies[usize::from(buy)][usize::from(aggressive)][((r >> 10) % 5) as usize].clone();
-        let bearer = bearers[(r % args.accounts) as usize].clone();
-        let lane = &lanes[i as usize % lanes.len()];
-        let owner = if i < warm_total { &warm } else { &counters };
-        lane.send(Due {
-            due,
-            counters: owner.clone(),
-            bearer,
-            body,
+    let heads = tokens
+        .iter()
+        .map(|t| {
+            format!("POST /v1/orders HTTP/1.1\r\nhost: {listener_addr}\r\nauthorization: Bearer {t}\r\n")
+                .into_bytes()
         })
-        .map_err(|_| anyhow::anyhow!("a connection of the load generator stopped"))?;
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = Instant::now();
-            let now = if i < warm_total { &warm } else { &counters };
-            let (p99, max) = now.take_window()?;
-            eprintln!(
-                "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs{}",
-                (i + 1) * 100 / (warm_total + total),
-                i + 1,
-                now.accepted.load(Ordering::Relaxed),
-                p99,
-                max,
-                if i < warm_total { "  (warm-up)" } else { "" },
-            );
-        }
+        .collect();
+    let tails = order_bodies()?.map(|sides| {
+        sides.map(|bodies| {
+            bodies.map(|body| {
+                let mut tail = format!(
+                    "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                tail.extend_from_slice(&body);
+                tail
+            })
+        })
+    });
+    // Connected before the clock starts, as a client's keep-alive
+    // connections are in steady state (wrk2 does the same).
+    let mut streams = Vec::with_capacity(connections as usize);
+    for _ in 0..connections {
+        streams.push(dial(listener_addr).await?);
     }
-    drop(lanes);
-    while let Some(lane) = senders.join_next().await {
-        lane.context("a connection of the load generator panicked")??;
+    let plan = Arc::new(Plan {
+        t0: Instant::now() + Duration::from_millis(10),
+        interval,
+        warm_total,
+        total,
+        lanes: connections,
+        addr: listener_addr,
+        heads,
+        tails,
+        sent: AtomicU64::new(0),
+        warm: Arc::new(Counters::new()?),
+        counters: Arc::new(Counters::new()?),
+    });
+    let (warm, counters) = (plan.warm.clone(), plan.counters.clone());
+    // When the measured seconds start.
+    let start = plan.t0 + interval * warm_total as u32;
+    let mut senders = tokio::task::JoinSet::new();
+    for (k, stream) in streams.into_iter().enumerate() {
+        senders.spawn(lane(plan.clone(), k as u64, Some(stream)));
+    }
+    // Each second: how far along, and the last second's p99 and max.
+    let mut tick = tokio::time::interval_at((plan.t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            joined = senders.join_next() => match joined {
+                Some(lane) => lane.context("a connection of the load generator panicked")??,
+                None => break,
+            },
+            _ = tick.tick() => {
+                let sent = plan.sent.load(Ordering::Relaxed);
+                let warming = Instant::now() < start;
+                let now = if warming { &warm } else { &counters };
+                let (p99, max) = now.take_window()?;
+                eprintln!(
+                    "  {:>3}% sent {:>8}  accepted {:>8}  last second: p99 {:>6} µs, max {:>6} µs{}",
+                    sent * 100 / (warm_total + total).max(1),
+                    sent,
+                    now.accepted.load(Ordering::Relaxed),
+                    p99,
+                    max,
+                    if warming { "  (warm-up)" } else { "" },
+                );
+            }
+        }
     }
     counters.take_window()?;
     warm.take_window()?;

@@ -40,6 +40,12 @@ pub use workers::client_ids::ClientIds;
 /// The most commands group-committed at once.
 pub const MAX_BATCH: usize = 512;
 
+/// Resting orders each market's book has room for from the start
+/// ([`pipeline::Engine::reserve_resting`]): past it a book grows by
+/// doubling again. 144 bytes of address space an order, touched only as
+/// orders rest.
+pub const RESERVED_RESTING_ORDERS: usize = 1 << 18;
+
 /// PostgreSQL connections of the engine's own pool: its commits are serial;
 /// recovery reads alongside one.
 const ENGINE_CONNECTIONS: u32 = 2;

@@ -337,7 +337,7 @@ async fn rebuild(services: workers::config::Services, metrics: Arc<Metrics>) -> 
             None
         }
     };
-    let (engine, mut client_ids, from) = match restored {
+    let (mut engine, mut client_ids, from) = match restored {
         Some(r) => (r.engine, r.client_ids, r.seq),
         None => (
             pipeline::Engine::try_new(engine_config())?,
@@ -345,6 +345,7 @@ async fn rebuild(services: workers::config::Services, metrics: Arc<Metrics>) -> 
             0,
         ),
     };
+    engine.reserve_resting(super::RESERVED_RESTING_ORDERS);
     // One pass over the journal after the snapshot rebuilds the engine,
     // the index of client order ids and the recently closed orders.
     let mut closed = super::RecentlyClosed::default();

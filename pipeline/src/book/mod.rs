@@ -91,6 +91,20 @@ impl Book {
         }
     }
 
+    /// Makes room for `orders` resting orders at once, so that the order
+    /// storage does not grow by moving all of it later (see
+    /// [`crate::Engine::reserve_resting`]).
+    pub fn reserve(&mut self, orders: usize) {
+        self.slots.reserve(orders.saturating_sub(self.slots.len()));
+        self.free.reserve(orders.saturating_sub(self.free.len()));
+    }
+
+    /// How many orders fit before the order storage must grow.
+    #[cfg(test)]
+    pub fn room(&self) -> usize {
+        self.slots.capacity()
+    }
+
     /// Appends an order at the back of its price level; returns its slot.
     pub fn insert(&mut self, mut node: Node) -> u32 {
         let slot = match self.free.pop() {

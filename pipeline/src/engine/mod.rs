@@ -252,6 +252,18 @@ impl Engine {
     pub fn open_order_count(&self) -> usize {
         self.index.len()
     }
+
+    /// Makes room in every market's book for `orders` resting orders at
+    /// once. A book keeps its orders in one vector, which otherwise grows
+    /// by doubling: each doubling moves every resting order to new memory
+    /// and touches all of it while the next order waits (under the intake's
+    /// benchmark, 10–18 ms at 16,384 and 32,768 resting orders). The room is
+    /// address space until orders use it. Nothing observable changes.
+    pub fn reserve_resting(&mut self, orders: usize) {
+        for book in &mut self.books {
+            book.reserve(orders);
+        }
+    }
 }
 
 #[cfg(test)]

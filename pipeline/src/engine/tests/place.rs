@@ -341,3 +341,19 @@ fn sequence_numbers_are_global_and_gap_free() {
     let expected: Vec<u64> = (start + 2..start + 2 + seqs.len() as u64).collect();
     assert_eq!(seqs, expected);
 }
+
+#[test]
+fn room_reserved_for_resting_orders_changes_nothing_but_the_room() {
+    let (mut plain, mut roomy) = (funded(), funded());
+    roomy.reserve_resting(4_096);
+    assert!(roomy.books.iter().all(|b| b.room() >= 4_096));
+    for i in 0..300u32 {
+        let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+        let price = if i % 2 == 0 { 90 + i % 7 } else { 95 + i % 7 };
+        let order = limit(if i % 3 == 0 { ALICE } else { BOB }, side, &price.to_string(), "1");
+        assert_eq!(place(&mut plain, order.clone()), place(&mut roomy, order));
+    }
+    assert_eq!(plain.open_orders(), roomy.open_orders());
+    assert!(roomy.open_order_count() > 0);
+    assert!(roomy.books.iter().all(|b| b.room() >= 4_096), "never shrunk");
+}

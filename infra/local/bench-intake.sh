@@ -9,7 +9,8 @@
 # demo with a 5 s warm-up
 # and `--intake-only`, and stops it once the intake's figures are printed
 # (before the workers drain). Then prints WAL written per second, checkpoints,
-# how busy both cores were, and the journal's bytes per row.
+# how busy both cores were (and how much of it the hypervisor took), and the
+# journal's bytes per row.
 # `CLEARWAY_BIN=/path/to/clearway` runs another build (to compare two commits);
 # by default this tree's, after `cargo build --release`. `BENCH_LOG=file`
 # keeps the demo's stderr there: the p99 of each second and each slow commit.
@@ -50,10 +51,12 @@ fi
 q "checkpoint"
 wal_ready=$(q "select count(*) from pg_ls_waldir()")
 sync
-cpu() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
+# Busy (as in the README's rows: stolen time counted), all, and stolen:
+# the time the hypervisor ran something else on this machine's CPUs.
+cpu() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat; }
 lsn0=$(q "select pg_current_wal_lsn()")
 ck0=$(q "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")
-read -r busy0 total0 < <(cpu)
+read -r busy0 total0 steal0 < <(cpu)
 
 out=$(mktemp)
 err=${BENCH_LOG:-$(mktemp)}
@@ -66,7 +69,7 @@ until grep -q "^group commits" "$out"; do
   kill -0 "$pid" 2>/dev/null || { cat "$out" "$err" >&2; exit 1; }
   sleep 0.5
 done
-read -r busy1 total1 < <(cpu)
+read -r busy1 total1 steal1 < <(cpu)
 lsn1=$(q "select pg_current_wal_lsn()")
 ck1=$(q "select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")
 sleep 0.5
@@ -76,7 +79,7 @@ wait "$pid" 2>/dev/null || true
 cat "$out"
 echo "host:            WAL segments $wal_segs, at the start $wal_ready; vm.dirty_background_bytes $(sysctl -n vm.dirty_background_bytes), ratio $(sysctl -n vm.dirty_background_ratio)"
 echo "WAL:             $(q "select round(pg_wal_lsn_diff('$lsn1', '$lsn0') / 1e6 / ($secs + 5), 1)") MB/s over the warm-up and the run; $((ck1 - ck0)) checkpoints"
-echo "cores busy:      $(( (busy1 - busy0) * 100 / (total1 - total0) ))%"
+echo "cores busy:      $(( (busy1 - busy0) * 100 / (total1 - total0) ))%; stolen by the hypervisor $(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN { printf "%.2f", s * 100 / t }')%"
 echo "slow commits:    $(grep -c "slow group commit" "$err" || true) logged (over 20 ms)"
 # The p99 of each measured second (the demo prints one line a second).
 grep -v "(warm-up)" "$err" | grep -o "last second: p99 *[0-9]*" | awk '$4 > 0 { print $4 }' | sort -n |

@@ -83,8 +83,8 @@ impl Counters {
 struct Plan {
     /// When order 0 is due.
     t0: Instant,
-    /// Between two orders' due times.
-    interval: Duration,
+    /// Between two orders' due times, in nanoseconds.
+    interval_ns: u64,
     /// Orders of the warm-up, then of the measured seconds.
     warm_total: u64,
     total: u64,
@@ -102,6 +102,11 @@ struct Plan {
 }
 
 impl Plan {
+    /// When order `i` is due.
+    fn due(&self, i: u64) -> Instant {
+        self.t0 + Duration::from_nanos(self.interval_ns.saturating_mul(i))
+    }
+
     /// Order `i`'s request, written into `out`: whose it is and what it
     /// asks are a function of `i` alone, so runs are comparable.
     fn request(&self, i: u64, out: &mut Vec<u8>) {
@@ -136,7 +141,7 @@ async fn lane(plan: Arc<Plan>, lane: u64, mut stream: Option<tokio::net::TcpStre
     let (mut request, mut buf) = (Vec::with_capacity(1024), Vec::with_capacity(4096));
     let mut i = lane;
     while i < plan.warm_total + plan.total {
-        let due = plan.t0 + plan.interval * i as u32;
+        let due = plan.due(i);
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
         }
@@ -204,8 +209,7 @@ async fn exchange(
             .value
             .iter()
             .try_fold(0usize, |n, &b| {
-                b.is_ascii_digit()
-                    .then(|| n * 10 + usize::from(b - b'0'))
+                b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0'))
             })
             .context("a malformed Content-Length")?;
         let status = res.code.context("an answer without a status")?;
@@ -333,12 +337,13 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     // `counters`, whenever their answers arrive.
     let (warm_total, total) = (args.rate * args.warmup, args.rate * args.seconds);
     let connections = args.connections.max(1) as u64;
-    let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
     let heads = tokens
         .iter()
         .map(|t| {
-            format!("POST /v1/orders HTTP/1.1\r\nhost: {listener_addr}\r\nauthorization: Bearer {t}\r\n")
-                .into_bytes()
+            format!(
+                "POST /v1/orders HTTP/1.1\r\nhost: {listener_addr}\r\nauthorization: Bearer {t}\r\n"
+            )
+            .into_bytes()
         })
         .collect();
     let tails = order_bodies()?.map(|sides| {
@@ -362,7 +367,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     }
     let plan = Arc::new(Plan {
         t0: Instant::now() + Duration::from_millis(10),
-        interval,
+        interval_ns: 1_000_000_000 / args.rate.max(1),
         warm_total,
         total,
         lanes: connections,
@@ -375,13 +380,16 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     });
     let (warm, counters) = (plan.warm.clone(), plan.counters.clone());
     // When the measured seconds start.
-    let start = plan.t0 + interval * warm_total as u32;
+    let start = plan.due(warm_total);
     let mut senders = tokio::task::JoinSet::new();
     for (k, stream) in streams.into_iter().enumerate() {
         senders.spawn(lane(plan.clone(), k as u64, Some(stream)));
     }
     // Each second: how far along, and the last second's p99 and max.
-    let mut tick = tokio::time::interval_at((plan.t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    let mut tick = tokio::time::interval_at(
+        (plan.t0 + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
     loop {
         tokio::select! {
             joined = senders.join_next() => match joined {

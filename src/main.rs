@@ -66,19 +66,19 @@ enum Cmd {
     /// and how many workflows completed. Also the intake benchmark.
     Demo {
         /// Orders per second.
-        #[arg(long, default_value_t = 1_000)]
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
         rate: u64,
         /// Seconds of load.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Funded accounts.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
         accounts: u64,
         /// HTTP keep-alive connections. Each holds one order in flight, so
         /// they cap the rate at connections ÷ latency: with too few, a slow
         /// moment throttles the generator itself and the load is no longer
         /// open-loop.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         connections: usize,
         /// Start the workers only when the load ends (the intake alone, as
         /// `clearway serve` runs when the workers are on other machines).

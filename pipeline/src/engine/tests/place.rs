@@ -350,10 +350,18 @@ fn room_reserved_for_resting_orders_changes_nothing_but_the_room() {
     for i in 0..300u32 {
         let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
         let price = if i % 2 == 0 { 90 + i % 7 } else { 95 + i % 7 };
-        let order = limit(if i % 3 == 0 { ALICE } else { BOB }, side, &price.to_string(), "1");
+        let order = limit(
+            if i % 3 == 0 { ALICE } else { BOB },
+            side,
+            &price.to_string(),
+            "1",
+        );
         assert_eq!(place(&mut plain, order.clone()), place(&mut roomy, order));
     }
     assert_eq!(plain.open_orders(), roomy.open_orders());
     assert!(roomy.open_order_count() > 0);
-    assert!(roomy.books.iter().all(|b| b.room() >= 4_096), "never shrunk");
+    assert!(
+        roomy.books.iter().all(|b| b.room() >= 4_096),
+        "never shrunk"
+    );
 }

@@ -93,7 +93,7 @@ struct Plan {
     addr: std::net::SocketAddr,
     /// Each account's request head up to its `authorization` line.
     heads: Vec<Vec<u8>>,
-    /// The bodies of [`order_bodies`], each with its last headers in front.
+    /// [`order_tails`]: each body with its last headers in front.
     tails: [[[Vec<u8>; 5]; 2]; 2],
     /// Orders handed to a connection so far.
     sent: AtomicU64,
@@ -225,30 +225,37 @@ async fn exchange(
     }
 }
 
-/// The generator's order bodies, built once (the generator shares the
-/// machine, so it should cost as little as it can), indexed by
-/// `[buy][aggressive][ticks - 1]`: passive orders rest 1–5 ticks away from
-/// 50,000; aggressive ones cross as IOC.
-fn order_bodies() -> Result<[[[Vec<u8>; 5]; 2]; 2]> {
-    let body = |buy: bool, aggressive: bool, ticks: i64| -> Result<Vec<u8>> {
+/// The generator's order bodies, built once with their last headers in
+/// front (the generator shares the machine, so it should cost as little as
+/// it can), indexed by `[buy][aggressive][ticks - 1]`: passive orders rest
+/// 1–5 ticks away from 50,000; aggressive ones cross as IOC.
+fn order_tails() -> Result<[[[Vec<u8>; 5]; 2]; 2]> {
+    let tail = |buy: bool, aggressive: bool, ticks: i64| -> Result<Vec<u8>> {
         let (mid, offset) = (Decimal::from(50_000), Decimal::new(ticks, 2));
         let price = if buy != aggressive {
             mid - offset
         } else {
             mid + offset
         };
-        Ok(serde_json::to_vec(&serde_json::json!({
+        let body = serde_json::to_vec(&serde_json::json!({
             "market": "BTC-USD", "side": if buy { "buy" } else { "sell" }, "type": "limit",
             "price": price.to_string(), "quantity": "0.01", "time_in_force": if aggressive { "ioc" } else { "gtc" },
-        }))?)
+        }))?;
+        let mut tail = format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        tail.extend_from_slice(&body);
+        Ok(tail)
     };
     let side = |buy: bool, aggressive: bool| -> Result<[Vec<u8>; 5]> {
         Ok([
-            body(buy, aggressive, 1)?,
-            body(buy, aggressive, 2)?,
-            body(buy, aggressive, 3)?,
-            body(buy, aggressive, 4)?,
-            body(buy, aggressive, 5)?,
+            tail(buy, aggressive, 1)?,
+            tail(buy, aggressive, 2)?,
+            tail(buy, aggressive, 3)?,
+            tail(buy, aggressive, 4)?,
+            tail(buy, aggressive, 5)?,
         ])
     };
     Ok([
@@ -346,19 +353,6 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
             .into_bytes()
         })
         .collect();
-    let tails = order_bodies()?.map(|sides| {
-        sides.map(|bodies| {
-            bodies.map(|body| {
-                let mut tail = format!(
-                    "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                tail.extend_from_slice(&body);
-                tail
-            })
-        })
-    });
     // Connected before the clock starts, as a client's keep-alive
     // connections are in steady state (wrk2 does the same).
     let mut streams = Vec::with_capacity(connections as usize);
@@ -373,7 +367,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
         lanes: connections,
         addr: listener_addr,
         heads,
-        tails,
+        tails: order_tails()?,
         sent: AtomicU64::new(0),
         warm: Arc::new(Counters::new()?),
         counters: Arc::new(Counters::new()?),

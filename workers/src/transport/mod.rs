@@ -46,14 +46,17 @@ impl Transport {
         match self {
             Transport::Db(q) => {
                 let job = StepJob::new(Step::Persist, wfs.iter().map(|w| w.id).collect());
-                if !db.is_sqlite() {
+                if db.is_sqlite() {
+                    let mut tx = db.begin_in(crate::db::Lane::Urgent).await?;
+                    records::insert_workflows(&mut tx, wfs, now_us()).await?;
+                    q.push(&mut tx, &job, 0).await?;
+                    tx.commit().await?;
+                } else {
                     let rows = records::workflow_rows(wfs, now_us())?;
-                    return q.accept_pg(db, held, &rows, &job).await;
+                    q.accept_pg(db, held, &rows, &job).await?;
                 }
-                let mut tx = db.begin_in(crate::db::Lane::Urgent).await?;
-                records::insert_workflows(&mut tx, wfs, now_us()).await?;
-                q.push(&mut tx, &job, 0).await?;
-                tx.commit().await
+                q.wake(Step::Persist);
+                Ok(())
             }
             Transport::Sqs(q) => q.send_accepted(wfs).await,
         }
@@ -65,7 +68,11 @@ impl Transport {
             Transport::Db(q) => {
                 let mut tx = db.begin().await?;
                 q.push(&mut tx, job, delay_ms).await?;
-                tx.commit().await
+                tx.commit().await?;
+                if delay_ms == 0 {
+                    q.wake(job.step);
+                }
+                Ok(())
             }
             Transport::Sqs(q) => q.send(job, delay_ms).await,
         }

@@ -31,13 +31,13 @@ enum Cmd {
     /// dev HS256 tokens enabled; demo funds for accounts 1001 and 1002.
     Up {
         /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "CLEARWAY_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
     /// The HTTP intake only.
     Serve {
         /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "CLEARWAY_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
     /// The step workers only.
@@ -47,7 +47,7 @@ enum Cmd {
     Token {
         /// The account (`sub`); 0 and 1 are reserved (the outside world,
         /// the fee account).
-        #[arg(long, default_value_t = 1001, value_parser = clap::value_parser!(u64).range(2..))]
+        #[arg(long, default_value_t = 1001, value_parser = clap::value_parser!(u64).range(2..=i64::MAX as u64))]
         account: u64,
         /// Comma-separated scopes: trade, operate, audit.
         #[arg(long, default_value = "trade", value_delimiter = ',',
@@ -235,7 +235,17 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
         .filter(|s| !s.is_empty())
     {
         Some(s) => s.into_bytes(),
-        None => api::dev::load_or_create_secret(&settings.data_dir)?,
+        None => {
+            let path = api::dev::secret_path(&settings.data_dir);
+            if api::dev::read(&path)?.is_none() {
+                eprintln!(
+                    "note: no development secret at {} yet; created one. Only a `clearway up` \
+                     with this data directory (CLEARWAY_DATA_DIR) accepts tokens made with it.",
+                    path.display()
+                );
+            }
+            api::dev::load_or_create_secret(&settings.data_dir)?
+        }
     };
     let auth = AuthConfig::from_env().await?;
     let scopes: Vec<&str> = scopes

@@ -58,7 +58,7 @@ pub enum ApiError {
     RateLimited {
         /// Seconds until a token is available.
         retry_after_s: u64,
-        /// The limit that was hit (requests per second).
+        /// The capacity of the bucket that ran out (the `RateLimit-Limit`).
         limit: u64,
     },
     /// 503: the engine is recovering or failed closed; the outcome of this

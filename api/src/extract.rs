@@ -83,7 +83,8 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 fn body_error(body: &[u8], at: &str, e: &serde_json::Error) -> ApiError {
     // A body that is not JSON at all is a 400 whichever way the typed parse
     // failed first (`[1, 2` fails as "a sequence, expected an object").
-    if serde_json::from_slice::<IgnoredAny>(body).is_err() {
+    // serde_json skips a string it ignores without checking its UTF-8.
+    if std::str::from_utf8(body).is_err() || serde_json::from_slice::<IgnoredAny>(body).is_err() {
         return ApiError::BadRequest {
             code: "malformed_json",
             detail: format!("the body is not valid JSON: {e}"),
@@ -99,6 +100,25 @@ fn body_error(body: &[u8], at: &str, e: &serde_json::Error) -> ApiError {
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// An order id in a path or query string: 0 to 2^63 − 1, what the database
+/// holds. A larger number is the client's mistake (400), not an order that
+/// does not exist (404) or an empty page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id(pub u64);
+
+impl<'de> serde::Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+        let v = u64::deserialize(d)?;
+        if v > i64::MAX as u64 {
+            return Err(serde::de::Error::custom(format!(
+                "{v} is over the largest id, {}",
+                i64::MAX
+            )));
+        }
+        Ok(Id(v))
     }
 }
 

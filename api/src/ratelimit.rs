@@ -124,16 +124,19 @@ impl RateLimiter {
         });
         bucket
             .take(c.per_account, c.per_account_burst, now)
-            .map_err(|us| limited(us, c.per_account))
+            .map_err(|us| limited(us, c.per_account_burst))
     }
 
-    /// The per-account limit, for headers.
-    pub fn per_account(&self) -> u64 {
-        self.config.per_account
+    /// What an account's bucket holds when full: the `RateLimit-Limit`
+    /// that `RateLimit-Remaining` counts down from.
+    pub fn per_account_capacity(&self) -> u64 {
+        self.config.per_account_burst
     }
 }
 
-/// Sets `RateLimit-*` and `X-RateLimit-*` (and `Retry-After` when limited).
+/// Sets `RateLimit-*` and `X-RateLimit-*` (and `Retry-After` when limited):
+/// `limit` is the bucket's capacity, `remaining` what is left in it (never
+/// more than `limit`), `reset_s` when the next token comes.
 pub fn set_headers(h: &mut HeaderMap, limit: u64, remaining: u64, reset_s: u64, limited: bool) {
     let pairs = [
         ("ratelimit-limit", limit),
@@ -165,7 +168,7 @@ pub async fn throttle(
     let mut res = next.run(req).await;
     set_headers(
         res.headers_mut(),
-        limiter.per_account(),
+        limiter.per_account_capacity(),
         remaining,
         1,
         false,

@@ -145,7 +145,49 @@ async fn a_mistyped_field_is_422_and_broken_json_is_400() {
             .unwrap();
         assert_problem(res, 400, "malformed_json").await;
     }
+    // Not UTF-8 inside a string: not JSON either (RFC 8259 §8.1).
+    let res = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(token(SELLER, &["trade"]))
+        .header("content-type", "application/json")
+        .body(b"{\"market\":\"BTC-USD\xff\",\"side\":\"buy\"}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "malformed_json").await;
     assert_eq!(app.workflow_count().await, before);
+}
+
+#[tokio::test]
+async fn an_id_past_what_the_database_holds_is_400_not_404_or_an_empty_page() {
+    let app = spawn_app().await;
+    for (path, code) in [
+        ("/v1/orders/9223372036854775808", "invalid_path"),
+        ("/v1/orders/9223372036854775808/trace", "invalid_path"),
+        ("/v1/orders/99999999999999999999", "invalid_path"),
+        ("/v1/orders?before=9223372036854775808", "invalid_query"),
+        ("/v1/orders?before=18446744073709551615", "invalid_query"),
+    ] {
+        let res = app.get(SELLER, path).send().await.unwrap();
+        let problem = assert_problem(res, 400, code).await;
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{path}");
+    }
+    let res = app
+        .client
+        .delete(app.url("/v1/orders/9223372036854775808"))
+        .bearer_auth(token(SELLER, &["trade"]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "invalid_path").await;
+    // The largest id is an id: not found, not malformed.
+    let res = app
+        .get(SELLER, "/v1/orders/9223372036854775807")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not_found").await;
 }
 
 #[tokio::test]

@@ -91,10 +91,16 @@ pub enum Reject {
     /// prevention is cancel-taker, so nothing would happen.
     #[error("order would trade with the same account")]
     SelfTrade,
-    /// A deposit or withdrawal amount that is not positive, has more decimals than
-    /// the asset's precision, or would overflow the asset's supply.
-    #[error("invalid amount")]
+    /// A deposit or withdrawal amount that is not positive, has more decimals
+    /// than the asset's precision, or is larger than any balance can be.
+    #[error(
+        "the amount must be positive, within the asset's precision and at most 2^96 - 1 of its smallest units"
+    )]
     InvalidAmount,
+    /// A deposit that would take the asset's total supply past 2^96 − 1 of
+    /// its smallest units, the most every balance can hold exactly.
+    #[error("the deposit would take the asset's total supply past what balances can hold exactly")]
+    SupplyLimit,
     /// A replace that changes neither price nor quantity, or changes the price of
     /// a market order.
     #[error("replace changes nothing")]
@@ -123,6 +129,7 @@ impl Reject {
             Reject::PriceNotAllowed => "price_not_allowed",
             Reject::SelfTrade => "self_trade",
             Reject::InvalidAmount => "invalid_amount",
+            Reject::SupplyLimit => "supply_limit",
             Reject::NothingToReplace => "nothing_to_replace",
         }
     }

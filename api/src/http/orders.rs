@@ -11,7 +11,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::extract::{Json, NoQuery, Path, Query};
+use crate::extract::{Id, Json, NoQuery, Path, Query};
 use crate::read;
 use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest, open_status};
 
@@ -53,7 +53,7 @@ async fn create_order(
 async fn cancel_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<u64>,
+    Path(Id(id)): Path<Id>,
     _: NoQuery,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
@@ -86,7 +86,7 @@ async fn cancel_order(
 async fn get_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<u64>,
+    Path(Id(id)): Path<Id>,
     _: NoQuery,
 ) -> Result<Json<OrderView>, ApiError> {
     p.require(Scope::Trade)?;
@@ -145,7 +145,7 @@ struct ListParams {
     /// Page size, 1–500 (default 100).
     limit: Option<u32>,
     /// Only orders with a smaller id (the previous page's `next_before`).
-    before: Option<u64>,
+    before: Option<Id>,
 }
 
 /// A page of orders.
@@ -187,7 +187,7 @@ async fn list_orders(
             detail: "limit must be 1 to 500".into(),
         });
     }
-    let mut orders = read::orders(&s.db, p.account.0, q.before, limit).await?;
+    let mut orders = read::orders(&s.db, p.account.0, q.before.map(|b| b.0), limit).await?;
     let ids: Vec<u64> = orders.iter().map(|o| o.order_id).collect();
     let mut fills = read::fills_of(&s.db, &ids).await?;
     for o in &mut orders {
@@ -273,7 +273,7 @@ struct Trace {
 async fn trace_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<u64>,
+    Path(Id(id)): Path<Id>,
     _: NoQuery,
 ) -> Result<Json<Trace>, ApiError> {
     let traced = workers::records::trace(&s.db, id).await?;

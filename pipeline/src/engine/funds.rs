@@ -18,6 +18,9 @@ impl Engine {
         }
         let units = to_units(amount, 1, self.assets[i].scale).map_err(|_| Reject::InvalidAmount)?;
         let units = i128::try_from(units).map_err(|_| Reject::InvalidAmount)?;
+        if units > MAX_UNITS {
+            return Err(Reject::InvalidAmount);
+        }
         Ok((i, units))
     }
 
@@ -33,7 +36,7 @@ impl Engine {
     ) -> Result<(), Reject> {
         let (i, units) = self.amount_units(&asset, amount)?;
         if units > MAX_UNITS - self.ledger.supply(i) {
-            return Err(Reject::InvalidAmount);
+            return Err(Reject::SupplyLimit);
         }
         self.ledger.deposit(account, i, units);
         self.emit(

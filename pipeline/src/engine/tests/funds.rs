@@ -88,3 +88,25 @@ fn bad_amounts_and_unknown_assets_are_rejected() {
     );
     assert_eq!(e.last_seq(), 0);
 }
+
+#[test]
+fn a_deposit_past_the_supply_every_balance_can_hold_is_a_supply_limit() {
+    let mut e = Engine::new(config());
+    let dep = |amount| Command::Deposit {
+        account: ALICE,
+        asset: btc(),
+        amount,
+    };
+    // 2^96 - 1 units of 10^-8 BTC is about 7.9 × 10^20 BTC: more than
+    // that on its own is an invalid amount, whatever the supply.
+    assert_eq!(
+        e.apply(dep(dec!(900000000000000000000)), 1),
+        Err(Reject::InvalidAmount)
+    );
+    assert!(e.apply(dep(dec!(500000000000000000000)), 2).is_ok());
+    assert_eq!(
+        e.apply(dep(dec!(500000000000000000000)), 3),
+        Err(Reject::SupplyLimit)
+    );
+    assert_eq!(e.last_seq(), 1);
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark only (not a test): one run of the intake alone on postgres, as the
-# README's benchmark rows measure it, plus what a figure alone does not show.
+# benchmark rows (README, BENCHMARKS.md) measure it, plus what a figure alone does not show.
 #   infra/local/bench-intake.sh [SECONDS [RATE [DEMO FLAGS...]]]
 #   (defaults: 30 s, 10,000/s; e.g. `60 10000 --connections 256`)
 # Drops and recreates the database `cwdemo` (`CWDEMO_URL`, default on
@@ -51,7 +51,7 @@ fi
 q "checkpoint"
 wal_ready=$(q "select count(*) from pg_ls_waldir()")
 sync
-# Busy (as in the README's rows: stolen time counted), all, and stolen:
+# Busy (as in the benchmark rows: stolen time counted), all, and stolen:
 # the time the hypervisor ran something else on this machine's CPUs.
 cpu() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat; }
 lsn0=$(q "select pg_current_wal_lsn()")

@@ -4,7 +4,7 @@
 # Debian's defaults (shared_buffers 128 MB, max_wal_size 1 GB), under which the
 # intake's benchmark measures checkpoints and backend writes as much as
 # Clearway. Durability is NOT relaxed: fsync, synchronous_commit and
-# full_page_writes stay on. Nothing the tests use; see the README's benchmarks.
+# full_page_writes stay on. Nothing the tests use; see BENCHMARKS.md.
 #
 #     infra/local/bench-pg.sh          # init (first time) and start; prints the URL
 #     infra/local/bench-pg.sh stop

@@ -36,8 +36,8 @@ pub struct SnapshotPolicy {
 
 impl Default for SnapshotPolicy {
     /// Every 5,000,000 sequence numbers (≈ 4 min at 10,000 orders/s in the
-    /// demo's mix; a replay of that many takes ≈ 12 s on the machine the
-    /// README's benchmarks last ran on), and at least 65,536 replayed (the
+    /// demo's mix; a replay of that many takes ≈ 12 s on the
+    /// seventh session's machine, BENCHMARKS.md), and at least 65,536 replayed (the
     /// intake's recently closed orders). A snapshot costs ≈ 1 s of CPU
     /// with a deep book, so one every 45 s showed in the p99.
     fn default() -> SnapshotPolicy {

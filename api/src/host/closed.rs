@@ -25,7 +25,7 @@ pub struct RecentlyClosed {
 impl Default for RecentlyClosed {
     /// Allocated whole up front: growing the map by doubling moved every
     /// entry at once, and at 10,000 orders/s each such move stalled the
-    /// engine task for 20–100 ms (measured; see the README's benchmarks).
+    /// engine task for 20–100 ms (measured; see BENCHMARKS.md).
     /// Twice [`KEEP`], so the table stays sparse and its removals leave no
     /// tombstones to rehash; its values are boxed, so that costs 4 MiB.
     fn default() -> RecentlyClosed {

@@ -19,8 +19,9 @@
 //!   gaps between steps before this was replaced. [`Tick`] polls every
 //!   20 ms while its step is busy and every 250 ms once it has been idle
 //!   for a second, and a commit in this process that enqueues a job wakes
-//!   that step's worker at once: an idle `clearway up` took 12% of a core
-//!   polling four queues 50 times a second each.
+//!   that step's worker at once (on PostgreSQL also one in any process,
+//!   through apalis' NOTIFY on its job table): an idle `clearway up` took
+//!   12% of a core polling four queues 50 times a second each.
 
 use crate::db::{Arg, Db, Tx};
 use crate::runtime::{Outcome, Runtime, StepJob};
@@ -496,7 +497,69 @@ pub async fn run_workers(
             Db::Pg(pool) => register!(apalis_postgres, PostgresStorage, pool),
         };
     }
-    super::run_monitor(monitor, shutdown, grace, &in_flight).await
+    let listener = match &queue.db {
+        Db::Pg(pool) => Some(tokio::spawn(listen_for_jobs(pool.clone(), queue.clone()))),
+        Db::Lite(..) => None,
+    };
+    let ran = super::run_monitor(monitor, shutdown, grace, &in_flight).await;
+    if let Some(l) = listener {
+        l.abort();
+    }
+    ran
+}
+
+/// The channel apalis-postgres' trigger notifies when a due job is
+/// inserted, with the job's type, from whichever process inserted it.
+const JOB_INSERTED: &str = "apalis::job::insert";
+
+/// PostgreSQL: wakes this process' worker of a step when any process
+/// commits a due job for it (apalis' trigger on its job table), so the
+/// workers of `clearway work` start on what `clearway serve` enqueued at
+/// once, not at their next poll. A lost connection is opened again; what
+/// was notified meanwhile is found by polling.
+async fn listen_for_jobs(pool: sqlx::PgPool, queue: DbQueue) {
+    let mut failing = false;
+    loop {
+        let listened = async {
+            let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            l.listen(JOB_INSERTED).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match listened.await {
+            Ok(mut l) => {
+                failing = false;
+                loop {
+                    match l.recv().await {
+                        Ok(n) => {
+                            if let Some(step) = step_of_insert(n.payload()) {
+                                queue.wake(step);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "listening for new jobs failed; polling meanwhile");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot listen for new jobs; polling meanwhile");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The step of a [`JOB_INSERTED`] payload (`{"job_type": "clearway.settle", …}`).
+fn step_of_insert(payload: &str) -> Option<Step> {
+    #[derive(serde::Deserialize)]
+    struct Inserted {
+        job_type: String,
+    }
+    let i: Inserted = serde_json::from_str(payload).ok()?;
+    Step::parse(i.job_type.strip_prefix("clearway.")?)
 }
 
 #[cfg(test)]
@@ -555,6 +618,69 @@ mod tests {
         let mut t = Tick::new(BUSY, IDLE, wake.clone());
         wake.notify_one();
         assert_eq!(drive(&mut t), Poll::Ready(Some(())));
+    }
+
+    #[test]
+    fn a_notified_insert_names_its_step() {
+        assert_eq!(
+            step_of_insert(
+                r#"{"job_type":"clearway.settle","id":"01J","run_at":"2026-11-27T18:00:00+00:00"}"#
+            ),
+            Some(Step::Settle)
+        );
+        assert_eq!(step_of_insert(r#"{"job_type":"other.settle"}"#), None);
+        assert_eq!(step_of_insert(r#"{"job_type":"clearway.nope"}"#), None);
+        assert_eq!(step_of_insert("not json"), None);
+    }
+
+    /// Real PostgreSQL (`DATABASE_URL`, or the local server): a job that
+    /// another process commits wakes this process' worker of its step. No
+    /// worker runs here and the committing queue has wakers of its own, so
+    /// only the listener can wake `here`.
+    #[tokio::test]
+    async fn a_job_committed_by_another_process_wakes_this_ones_worker() -> anyhow::Result<()> {
+        use crate::config::TransportKind;
+        let admin = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let dir = tempfile::tempdir()?;
+        let name = format!("cwtest{}", uuid::Uuid::new_v4().simple());
+        let settings = crate::provision::fresh(
+            TransportKind::Postgres,
+            &name,
+            dir.path().to_path_buf(),
+            &admin,
+            None,
+        )
+        .await?;
+        let db = crate::config::connect(&settings, "notify-test").await?.db;
+        let Db::Pg(pool) = &db else {
+            anyhow::bail!("not PostgreSQL");
+        };
+        let here = DbQueue::setup(&db).await?;
+        let woken = here.wakers.of(Step::Settle).clone();
+        let listener = tokio::spawn(listen_for_jobs(pool.clone(), here));
+        let elsewhere = Transport::Db(DbQueue::setup(&db).await?);
+        // The listener may not be listening yet: commit a job (each a new
+        // one) until a wake comes, for at most 30 s.
+        let mut id = 1;
+        let got = loop {
+            elsewhere
+                .enqueue(&db, &StepJob::new(Step::Settle, vec![id]), 0)
+                .await?;
+            if tokio::time::timeout(Duration::from_millis(200), woken.notified())
+                .await
+                .is_ok()
+            {
+                break true;
+            }
+            id += 1;
+            if id > 150 {
+                break false;
+            }
+        };
+        listener.abort();
+        assert!(got, "no wake after {id} committed jobs");
+        Ok(())
     }
 
     #[test]

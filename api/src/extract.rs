@@ -90,8 +90,14 @@ fn body_error(body: &[u8], at: &str, e: &serde_json::Error) -> ApiError {
             detail: format!("the body is not valid JSON: {e}"),
         };
     }
+    // serde_json says "expected value" when a string enum (`side`, `type`,
+    // …) gets a number, `null`, an object or an array: say what it wanted.
+    let wanted_string = e.to_string().starts_with("expected value");
     let detail = match at {
         "." | "" => format!("the body is not the expected object: {e}"),
+        _ if wanted_string => {
+            format!("{at}: expected one of its string values, got another JSON type")
+        }
         _ => format!("{at}: {e}"),
     };
     ApiError::invalid("invalid_body", detail)

@@ -128,8 +128,9 @@ async fn a_mistyped_field_is_422_and_broken_json_is_400() {
         let mut body = limit_sell("50000", "1");
         body["side"] = side.clone();
         let problem = assert_problem(app.place(SELLER, body).await, 422, "invalid_body").await;
+        let detail = problem["detail"].as_str().unwrap();
         assert!(
-            problem["detail"].as_str().unwrap().contains("side"),
+            detail.starts_with("side") && detail.contains("string values"),
             "{side}: {problem}"
         );
     }

@@ -237,14 +237,17 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
         Some(s) => s.into_bytes(),
         None => {
             let path = api::dev::secret_path(&settings.data_dir);
-            if api::dev::read(&path)?.is_none() {
-                eprintln!(
-                    "note: no development secret at {} yet; created one. Only a `clearway up` \
-                     with this data directory (CLEARWAY_DATA_DIR) accepts tokens made with it.",
-                    path.display()
-                );
+            match api::dev::read(&path)? {
+                Some(s) => s,
+                None => {
+                    eprintln!(
+                        "note: no development secret at {} yet; created one. Only a `clearway up` \
+                         with this data directory (CLEARWAY_DATA_DIR) accepts tokens made with it.",
+                        path.display()
+                    );
+                    api::dev::load_or_create_secret(&settings.data_dir)?
+                }
             }
-            api::dev::load_or_create_secret(&settings.data_dir)?
         }
     };
     let auth = AuthConfig::from_env().await?;

@@ -4,7 +4,7 @@ Run by infra/local/up.sh with the virtualenv's python. Reads AWS_ENDPOINT_URL, A
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the names from CLEARWAY_QUEUE_PREFIX,
 CLEARWAY_STREAM, CLEARWAY_BUCKET. Creates, per workflow step, a FIFO queue
 `<prefix>-<step>.fifo` with a dead-letter queue `<prefix>-<step>-dlq.fifo`
-(RedrivePolicy maxReceiveCount=5), a Kinesis stream (1 shard) and an S3 bucket with
+(RedrivePolicy maxReceiveCount=16), a Kinesis stream (1 shard) and an S3 bucket with
 versioning. Existing resources are kept and their attributes set again.
 Prints progress to stderr only; `--check` verifies without creating.
 """
@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 STEPS = ("persist", "settle", "publish", "archive")
-MAX_RECEIVE_COUNT = 5
+MAX_RECEIVE_COUNT = 16  # as workers::provision::MAX_RECEIVE_COUNT (twice the 8 attempts)
 VISIBILITY_TIMEOUT = 30
 DLQ_RETENTION = 14 * 24 * 3600  # AWS maximum: time for an operator to replay
 

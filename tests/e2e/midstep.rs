@@ -184,8 +184,9 @@ async fn assert_effects_once(settings: &Settings, app: &Running) {
 }
 
 /// Waits until persist has written both orders: the kill then lands in the
-/// held step, not in persist (a kill in the middle of persist on SQS is a
-/// known open problem, see the README).
+/// held step, not in persist. (A worker killed holding persist messages —
+/// they come back out of order on moto — is simulated in
+/// `workers/tests/suite/fifo.rs`.)
 async fn wait_orders_persisted(settings: &Settings, app: &Running) {
     let db = Db::connect(&settings.database_url, 1).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

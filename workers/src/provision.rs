@@ -12,8 +12,14 @@ use aws_sdk_sqs::types::QueueAttributeName as Q;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How many receives send a message to its dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 10;
+/// How many receives send a message to its dead-letter queue through SQS'
+/// redrive policy: the backstop for a message that crashes its worker
+/// again and again. Clearway's own retry policy (8 attempts) decides first
+/// and dead-letters with a `reason`; a message also counts a receive each
+/// time it is put back after a failed group-mate, so the redrive allows
+/// twice the attempts. `infra/local/aws_resources.py` and `infra/aws` set
+/// the same.
+pub const MAX_RECEIVE_COUNT: u32 = 16;
 
 /// Creates database `name` on the server of `admin_url`; returns its URL.
 pub async fn postgres_database(admin_url: &str, name: &str) -> Result<String> {
@@ -143,4 +149,19 @@ pub async fn fresh(
         aws_endpoint: aws_endpoint.filter(|_| aws).map(str::to_string),
         snapshots: Default::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workflow::Step;
+
+    #[test]
+    fn the_redrive_allows_twice_every_steps_attempts() {
+        for step in Step::ALL {
+            assert!(
+                super::MAX_RECEIVE_COUNT >= 2 * step.retry_policy().max_attempts,
+                "{step}"
+            );
+        }
+    }
 }

@@ -15,12 +15,36 @@ impl Runtime {
         let error = err.to_string();
         if job.workflow_ids.len() > 1 {
             tracing::warn!(step = %job.step, workflows = job.workflow_ids.len(), error, "batch failed; splitting");
+            // Each job of one keeps its workflow's input when the queue
+            // carries them (an SQS persist message): the batch's inputs may
+            // not have reached the database (its first transaction is what
+            // failed), and the batch's message is deleted once its jobs are
+            // sent, so a job without its input would name a workflow nobody
+            // knows — dead-lettered, and the accepted order lost.
             let singles = job
                 .workflow_ids
                 .iter()
-                .map(|id| StepJob::new(job.step, vec![*id]))
+                .map(|id| {
+                    let mut single = StepJob::new(job.step, vec![*id]);
+                    single.inputs = job.inputs.iter().filter(|i| i.id == *id).cloned().collect();
+                    single
+                })
                 .collect();
             return Outcome::Done(singles);
+        }
+        if job.workflow_ids.is_empty() {
+            // A recovery barrier: no workflow to record an attempt for, and
+            // nothing to lose by trying again. Dead-lettered, it would sit
+            // in the persist DLQ, which stops every start-up.
+            return if err.is_transient() {
+                tracing::warn!(step = %job.step, error, "barrier failed; will be retried");
+                Outcome::Retry {
+                    after_ms: job.step.retry_policy().base_ms,
+                    error,
+                }
+            } else {
+                Outcome::Dead { error }
+            };
         }
         match self.record_failure(job, &err).await {
             Ok(Some(after_ms)) => Outcome::Retry { after_ms, error },

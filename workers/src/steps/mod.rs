@@ -24,6 +24,13 @@ impl StepError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StepError::Transient(_))
     }
+
+    /// Whether the step failed only because an earlier workflow it builds
+    /// on has not been through it yet ([`persist::NotYetPersisted`]): the
+    /// cure is to let that one run first, not to wait.
+    pub fn waits_for_earlier(&self) -> bool {
+        matches!(self, StepError::Transient(e) if e.downcast_ref::<persist::NotYetPersisted>().is_some())
+    }
 }
 
 impl fmt::Display for StepError {

@@ -7,7 +7,12 @@
 //!   its sequence is newer than the row's (`last_seq < seq`). So a second run
 //!   changes nothing, and runs in any order converge on the newest state;
 //! - effect: rows in `orders` and `trades`, a few statements per batch;
-//! - recorded: the attempt row written by the runtime in the same transaction.
+//! - recorded: the attempt row written by the runtime in the same transaction;
+//! - order: a fill, cancel or replace needs the order's placement persisted
+//!   first (it is in an earlier workflow of the same market). One that comes
+//!   first fails with [`NotYetPersisted`], which the runtime retries — on
+//!   SQS behind the rest of the market's message group, see
+//!   [`crate::runtime::Ran::waits_for_earlier`].
 
 use super::StepError;
 use crate::db::{Arg, Tx};
@@ -16,6 +21,17 @@ use anyhow::Result;
 use pipeline::{CloseReason, EventKind, OrderRecord, Trade};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The error of a workflow that changes orders (a fill, a cancel, a
+/// replace) whose placement is not persisted yet: it came before the
+/// earlier workflow it builds on. Transient: that workflow's persist is
+/// still to come.
+#[derive(Debug, thiserror::Error)]
+#[error("orders {orders:?} are filled, cancelled or replaced but not persisted yet")]
+pub struct NotYetPersisted {
+    /// The orders whose placement is missing.
+    pub orders: Vec<u64>,
+}
 
 /// Applies one workflow's events to the order and trade tables.
 pub async fn run(tx: &mut Tx, wf: &WorkflowInput) -> Result<(), StepError> {
@@ -40,7 +56,6 @@ struct Change {
 pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepError> {
     let (mut orders, mut trades) = (vec![], vec![]);
     let mut changes: BTreeMap<u64, Vec<Change>> = BTreeMap::new();
-    let mut filled: BTreeSet<u64> = BTreeSet::new();
     for wf in wfs {
         for ev in &wf.events {
             let (seq, ts) = (ev.seq as i64, ev.ts as i64);
@@ -53,7 +68,6 @@ pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepEr
                         (t.maker_order_id.0, t.maker_filled, t.maker_remaining),
                         (t.taker_order_id.0, t.taker_filled, t.taker_remaining),
                     ] {
-                        filled.insert(id);
                         let filled = Some(f);
                         change(
                             id,
@@ -141,22 +155,26 @@ pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepEr
         )
         .await?;
     }
-    // A fill of an order that is not persisted yet is out of order: retry.
-    let ids: Vec<Vec<Arg>> = filled.iter().map(|i| vec![Arg::I64(*i as i64)]).collect();
+    // A change (fill, cancel, replace) of an order that is not persisted yet
+    // is out of order: the update above matched no row and would be lost
+    // when the placement's insert comes later (a cancelled order would read
+    // back as open). Fail, and so roll back, and retry.
+    let changed: BTreeSet<u64> = changes.keys().copied().collect();
+    let ids: Vec<Vec<Arg>> = changed.iter().map(|i| vec![Arg::I64(*i as i64)]).collect();
     let known = tx
         .rows_values(
             "select order_id from orders where order_id in (select column1 from {rows})",
             &ids,
         )
         .await?;
-    if known.len() != filled.len() {
+    if known.len() != changed.len() {
         let known: BTreeSet<u64> = known
             .iter()
             .filter_map(|r| r.i64(0).ok())
             .map(|v| v as u64)
             .collect();
-        let missing: Vec<&u64> = filled.difference(&known).collect();
-        return Err(anyhow::anyhow!("orders {missing:?} are filled but not persisted yet").into());
+        let orders = changed.difference(&known).copied().collect();
+        return Err(StepError::Transient(NotYetPersisted { orders }.into()));
     }
     Ok(())
 }

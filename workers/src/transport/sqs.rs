@@ -11,7 +11,9 @@
 //!   [`Acker`] per queue (DeleteMessageBatch);
 //! - retry backoff = `ChangeMessageVisibility` on the received message (FIFO
 //!   queues have no per-message delay); a heartbeat extends the visibility
-//!   of a long step;
+//!   of a long step; a step that only waits for an earlier workflow whose
+//!   message is behind it (a fill before its order's placement) is sent
+//!   again to the back of its group instead of holding the group;
 //! - dead letters: exhausted or permanent → sent to the DLQ with the reason
 //!   as a message attribute, then deleted; a message that crashes its worker
 //!   again and again reaches the DLQ through the redrive policy.
@@ -165,6 +167,23 @@ impl SqsQueue {
                 out.failed()
             );
         }
+        Ok(())
+    }
+
+    /// Sends a received message's body again, to the back of its group,
+    /// under a deduplication id of its own (its job's key would be dropped
+    /// as a duplicate of the message it copies).
+    async fn requeue(&self, step: Step, body: &str, group: &str) -> Result<()> {
+        let (url, _) = self.urls(step);
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_group_id(group)
+            .message_deduplication_id(format!("requeue:{}", ulid::Ulid::generate()))
+            .send()
+            .await
+            .context("Failed to send a message to the back of its group")?;
         Ok(())
     }
 
@@ -598,9 +617,10 @@ async fn handle_message(
             }
         })
     };
-    let outcome = ctx.runtime.execute(&job, &ctx.transport).await;
+    let ran = ctx.runtime.run(&job, &ctx.transport).await;
     beat.abort();
-    match outcome {
+    let waits_for_earlier = ran.waits_for_earlier;
+    match ran.outcome {
         Outcome::Done(later) => {
             for j in later {
                 q.send_batch(j.step, vec![(delivery.group.clone(), j)])
@@ -608,6 +628,22 @@ async fn handle_message(
                     .map_err(into_box)?;
             }
             ctx.acker.ack(delivery.handle.clone());
+        }
+        Outcome::Retry { error, .. } if waits_for_earlier => {
+            // It builds on an earlier workflow whose message is behind it
+            // in the group: after a split (whose jobs go to the back) or,
+            // on moto, after a crash — moto hands out the last message of
+            // a group to come back from flight before the earlier ones,
+            // and, holding it in flight, keeps holding them back. Held in
+            // flight for a backoff it would come back first every time
+            // until its attempts ran out (dead-lettered, the one it waits
+            // for never run). Sent again behind the rest of its group, it
+            // runs after what it waits for. The attempt is counted.
+            q.requeue(step, &delivery.body, &delivery.group)
+                .await
+                .map_err(into_box)?;
+            ctx.acker.ack(delivery.handle.clone());
+            tracing::warn!(%step, group = %delivery.group, %error, "step waits for an earlier workflow: sent to the back of its group");
         }
         Outcome::Retry { after_ms, error } => {
             // FIFO queues have no per-message delay: the message stays in

@@ -170,6 +170,22 @@ impl Drop for App {
     }
 }
 
+/// The outcomes of `wf`'s attempts at `step`, oldest first.
+pub async fn outcomes(app: &App, wf: u64, step: &str) -> Result<Vec<String>> {
+    app.db()
+        .rows(
+            "select outcome from workflow_attempts where workflow_id = $1 and step = $2 order by id",
+            &[
+                workers::db::Arg::I64(wf as i64),
+                workers::db::Arg::Text(step.into()),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| r.text(0))
+        .collect()
+}
+
 pub fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }

@@ -26,6 +26,7 @@ macro_rules! per_database_transport {
 }
 
 mod connection;
+mod fifo;
 mod harness;
 mod idempotency;
 mod recovery;

@@ -8,18 +8,6 @@ use std::time::Duration;
 use workers::config::TransportKind;
 use workers::db::Arg;
 
-async fn outcomes(app: &App, wf: u64, step: &str) -> anyhow::Result<Vec<String>> {
-    app.db()
-        .rows(
-            "select outcome from workflow_attempts where workflow_id = $1 and step = $2 order by id",
-            &[Arg::I64(wf as i64), Arg::Text(step.into())],
-        )
-        .await?
-        .iter()
-        .map(|r| r.text(0))
-        .collect()
-}
-
 async fn a_step_that_fails_twice_then_succeeds_has_three_attempts_and_one_effect(
     kind: TransportKind,
 ) -> anyhow::Result<()> {
@@ -283,7 +271,7 @@ async fn a_dead_workflow_redriven_by_an_operator_completes_once(
         .env
         .inject_failures
         .store(0, Ordering::SeqCst);
-    let said = workers::ops::replay(&app.services, wf.id, None).await?;
+    let said = workers::ops::replay(&app.services, wf.id, None, false).await?;
     assert!(
         said.contains("dead at persist -> pending at persist"),
         "{said}"
@@ -306,7 +294,7 @@ async fn a_dead_workflow_redriven_by_an_operator_completes_once(
         .await?;
     assert_eq!(bal[0].dec(0)?, dec("42"));
     // Completed now: a second replay is refused and changes nothing.
-    let refused = workers::ops::replay(&app.services, wf.id, None).await;
+    let refused = workers::ops::replay(&app.services, wf.id, None, false).await;
     let e = format!(
         "{:#}",
         refused.expect_err("a completed workflow is not replayed")

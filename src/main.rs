@@ -108,19 +108,26 @@ enum Ops {
     /// One order's workflows and every step attempt.
     Trace {
         /// The order id.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
         order_id: u64,
     },
     /// Auditors: replays the whole journal from nothing, checking every
     /// workflow's events and every stored engine snapshot against it.
     Verify,
     /// Re-enqueues a dead or stuck workflow from its current step, or from
-    /// `--step` (persist, settle, publish, archive).
+    /// `--step` (persist, settle, publish, archive). A completed workflow is
+    /// refused, and so is one a worker has in hand (pending, running or
+    /// retrying, changed within the last 60 s) unless `--force`.
     Replay {
         /// The workflow id (as `ops workflows` lists it).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
         workflow_id: u64,
         /// The step to start from.
         #[arg(long)]
         step: Option<String>,
+        /// Enqueue it even though a worker has it in hand.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -263,7 +270,23 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
 }
 
 async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
-    if let Ops::Replay { workflow_id, step } = ops {
+    // The embedded default: ops read the data directory `up` wrote.
+    if settings.database_url.starts_with("sqlite")
+        && !settings.data_dir.join("clearway.db").exists()
+        && !std::env::var("CLEARWAY_DATABASE_URL").is_ok_and(|v| !v.is_empty())
+    {
+        anyhow::bail!(
+            "no Clearway database in {}: run `clearway ops` in the directory `clearway up` runs in, \
+             or point CLEARWAY_DATA_DIR at its data directory",
+            settings.data_dir.display()
+        );
+    }
+    if let Ops::Replay {
+        workflow_id,
+        step,
+        force,
+    } = ops
+    {
         let step = match step.as_deref() {
             Some(s) => Some(workers::workflow::Step::parse(s).with_context(|| {
                 format!("unknown step {s:?}: use persist, settle, publish or archive")
@@ -273,7 +296,7 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
         let services = connect(settings, "clearway-ops").await?;
         print!(
             "{}",
-            workers::ops::replay(&services, workflow_id, step).await?
+            workers::ops::replay(&services, workflow_id, step, force).await?
         );
         return Ok(());
     }

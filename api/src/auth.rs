@@ -171,12 +171,12 @@ impl TokenCache {
     /// The most tokens held.
     pub const CAPACITY: usize = 16_384;
 
-    fn get(&self, token: &str) -> Option<Principal> {
+    fn get(&self, token: &str) -> Option<(Principal, u64)> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let v = map.get(token)?;
         let fresh =
             v.at.elapsed() < Self::TTL && jsonwebtoken::get_current_timestamp() <= v.expires;
-        fresh.then_some(v.principal)
+        fresh.then_some((v.principal, v.expires))
     }
 
     fn put(&self, token: &str, v: Verified) {
@@ -292,8 +292,15 @@ impl AuthConfig {
     /// Verifies a token and returns its principal; a token verified
     /// lately is answered from the [`TokenCache`].
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        if let Some(p) = self.cache.get(token) {
-            return Ok(p);
+        Ok(self.verify_until(token).await?.0)
+    }
+
+    /// [`AuthConfig::verify`], and until when the token holds: its `exp`
+    /// plus the leeway, in seconds since the epoch (what a long-lived
+    /// session, a WebSocket, must stop at).
+    pub async fn verify_until(&self, token: &str) -> Result<(Principal, u64), ApiError> {
+        if let Some(hit) = self.cache.get(token) {
+            return Ok(hit);
         }
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_string());
         let header =
@@ -337,7 +344,7 @@ impl AuthConfig {
             at: std::time::Instant::now(),
         };
         self.cache.put(token, verified);
-        Ok(principal)
+        Ok((principal, verified.expires))
     }
 }
 
@@ -387,15 +394,26 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
+    let token = bearer_header(req.headers())?
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
     let principal = auth.verify(token).await?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+/// The bearer token of a request's `Authorization` header, if it has one;
+/// two or more `Authorization` headers are a 400 (`conflicting_credentials`),
+/// never a pick of one of them.
+pub fn bearer_header(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest {
+            code: "conflicting_credentials",
+            detail: "more than one Authorization header: send one".into(),
+        });
+    }
+    Ok(first.and_then(|v| v.to_str().ok()).and_then(bearer))
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is
@@ -522,7 +540,10 @@ mod tests {
             ..fresh
         };
         cache.put("stale", stale);
-        assert_eq!(cache.get("fresh").map(|p| p.account), Some(AccountId(1002)));
+        assert_eq!(
+            cache.get("fresh").map(|(p, _)| p.account),
+            Some(AccountId(1002))
+        );
         assert!(cache.get("expired").is_none());
         assert!(cache.get("stale").is_none());
         assert!(cache.get("unknown").is_none());

@@ -42,6 +42,29 @@ async fn requests_without_a_valid_token_are_401() {
 }
 
 #[tokio::test]
+async fn two_authorization_headers_are_a_400_not_a_pick_of_one() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/v1/balances"))
+        .header(
+            "authorization",
+            format!("Bearer {}", token(SELLER, &["trade"])),
+        )
+        .header(
+            "authorization",
+            format!("Bearer {}", token(BUYER, &["trade"])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "conflicting_credentials").await;
+    // One header is as before.
+    let res = app.get(SELLER, "/v1/balances").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
 async fn probes_need_no_token() {
     let app = spawn_app().await;
     assert_eq!(

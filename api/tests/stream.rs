@@ -53,9 +53,18 @@ fn apply_diffs(mut seq: u64, mut book: Book, msgs: &[Value]) -> (u64, Book) {
 }
 
 fn progress_of(msgs: &[Value], order_id: u64) -> Vec<String> {
-    msgs.iter()
+    let progress: Vec<&Value> = msgs
+        .iter()
         .filter(|m| m["channel"] == "orders" && m["data"]["type"] == "workflow")
         .filter(|m| m["data"]["order_id"] == order_id && m["data"]["kind"] == "order")
+        .collect();
+    // Each says the state after its own step: only the last is completed.
+    for (i, m) in progress.iter().enumerate() {
+        let done = m["data"]["state"] == "completed";
+        assert_eq!(done, i + 1 == 4, "{progress:?}");
+    }
+    progress
+        .iter()
         .map(|m| m["data"]["progress"].as_str().unwrap().to_string())
         .collect()
 }
@@ -302,4 +311,92 @@ async fn the_orders_channel_needs_the_trade_scope() {
     let answer = stream.next().await.unwrap().unwrap();
     let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
     assert_eq!(answer["type"], "subscribed", "{answer}");
+}
+
+#[tokio::test]
+async fn a_websocket_session_ends_when_its_token_expires() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    // Expired 58 s ago: still inside the 60 s leeway for about two seconds.
+    let mut claims = claims(BUYER, &["trade"]);
+    claims.exp = jsonwebtoken::get_current_timestamp() - 58;
+    claims.nbf = claims.exp - 60;
+    let nearly = api::auth::mint_hs256(SECRET, &claims).unwrap();
+    let (mut stream, _) = tokio_tungstenite::connect_async(format!("{url}?token={nearly}"))
+        .await
+        .unwrap();
+    let op = r#"{"op":"subscribe","channels":["orders"]}"#;
+    stream.send(Message::Text(op.into())).await.unwrap();
+    let answer = stream.next().await.unwrap().unwrap();
+    let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+    assert_eq!(answer["type"], "subscribed", "{answer}");
+    let opened = std::time::Instant::now();
+    let (mut notice, mut code) = (None, None);
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(m)) = stream.next().await {
+            match m {
+                Message::Text(t) => notice = Some(serde_json::from_str::<Value>(&t).unwrap()),
+                Message::Close(f) => {
+                    code = f.map(|f| f.code);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the session ends once the token has expired");
+    assert!(opened.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(notice.expect("a notice")["code"], "token_expired");
+    assert_eq!(code, Some(CloseCode::Policy));
+    // The same token no longer opens a session at all.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let again = tokio_tungstenite::connect_async(format!("{url}?token={nearly}")).await;
+    match again {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 401)
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_refuses_two_different_tokens_and_ops_not_in_the_documented_form() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";
+    let mut req = format!("{url}?token={}", token(BUYER, &["trade"]))
+        .into_client_request()
+        .unwrap();
+    let seller = format!("Bearer {}", token(SELLER, &["trade"]));
+    req.headers_mut()
+        .insert("authorization", seller.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 400)
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+
+    let with_query = format!("{url}?token={}", token(SELLER, &["trade"]));
+    let (mut stream, _) = tokio_tungstenite::connect_async(with_query).await.unwrap();
+    for (op, wanted) in [
+        (r#"["subscribe",["orders"]]"#, "JSON object"),
+        (r#"[1,2]"#, "JSON object"),
+        (r#"{"op":"subscribe","channels":[]}"#, "no channels"),
+    ] {
+        stream.send(Message::Text(op.into())).await.unwrap();
+        let answer = stream.next().await.unwrap().unwrap();
+        let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
+        assert_eq!(answer["code"], "invalid_op", "{op}: {answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(wanted),
+            "{op}: {answer}"
+        );
+    }
 }

@@ -66,9 +66,7 @@ pub async fn workflows(
 pub async fn trace(db: &Db, order_id: u64) -> Result<String> {
     let mut out = String::new();
     let traced = records::trace(db, order_id).await?;
-    if traced.is_empty() {
-        writeln!(out, "no workflow for order {order_id}")?;
-    }
+    anyhow::ensure!(!traced.is_empty(), "no workflow for order {order_id}");
     for (w, attempts) in traced {
         writeln!(
             out,
@@ -92,22 +90,57 @@ pub async fn trace(db: &Db, order_id: u64) -> Result<String> {
     Ok(out)
 }
 
+/// A workflow unchanged for this long is stuck: [`replay`] takes it
+/// without `force`. (Its steps retry for up to ≈ 1 minute on their own,
+/// 8 attempts with backoff of 1–16 s, and a crashed worker's job is
+/// re-enqueued after 12 s.)
+pub const STUCK_AFTER_US: i64 = 60_000_000;
+
+/// Why [`replay`] leaves a workflow alone unless forced: one in progress
+/// (pending, running or retrying) that changed within [`STUCK_AFTER_US`]
+/// and, when running, is within its lease — a worker has it in hand, and a
+/// replay would only run its step a second time. `None` when it may go.
+pub fn in_hand(
+    workflow_id: u64,
+    state: &str,
+    step: &str,
+    updated_at: i64,
+    lease_until: Option<i64>,
+    now: i64,
+) -> Option<String> {
+    let in_progress = matches!(state, "pending" | "running" | "retrying");
+    let lease_over = state == "running" && lease_until.is_some_and(|l| l < now);
+    let quiet = now.saturating_sub(updated_at).max(0);
+    (in_progress && !lease_over && quiet < STUCK_AFTER_US).then(|| {
+        format!(
+            "workflow {workflow_id} is {state} at {step}, changed {}.{} s ago: a worker has it in hand, \
+             not stuck (replay is for dead workflows and ones unchanged for {} s; `--force` enqueues it anyway)",
+            quiet / 1_000_000,
+            quiet % 1_000_000 / 100_000,
+            STUCK_AFTER_US / 1_000_000
+        )
+    })
+}
+
 /// Re-enqueues one workflow from `step` (default: the step it stands at) —
 /// the operator's redrive of a dead or stuck workflow. The workflow goes
 /// back to `pending` at that step; idempotency makes re-running a step that
 /// already took effect a no-op. The replay gets one fresh attempt: if it
-/// fails again the workflow is dead again, with the new error.
+/// fails again the workflow is dead again, with the new error. A completed
+/// workflow is refused; so is one a worker has in hand ([`in_hand`]),
+/// unless `force`.
 pub async fn replay(
     services: &crate::config::Services,
     workflow_id: u64,
     step: Option<crate::workflow::Step>,
+    force: bool,
 ) -> Result<String> {
     use crate::db::Arg;
     use crate::workflow::Step;
     let db = &services.db;
     let rows = db
         .rows(
-            "select state, step, kind from workflows where id = $1",
+            "select state, step, kind, updated_at, lease_until from workflows where id = $1",
             &[Arg::I64(workflow_id as i64)],
         )
         .await?;
@@ -115,6 +148,7 @@ pub async fn replay(
         .first()
         .with_context(|| format!("no workflow {workflow_id}"))?;
     let (state, current) = (row.text(0)?, row.text(1)?);
+    let (updated_at, lease_until) = (row.i64(3)?, row.opt_i64(4)?);
     // A completed workflow has every step done and recorded: running one
     // again would publish its events twice and leave it waiting on a
     // hand-off its idempotent step does not make. Only dead or stuck ones.
@@ -123,6 +157,18 @@ pub async fn replay(
         "workflow {workflow_id} is completed: every step is done and recorded, nothing to replay \
          (replay is for dead or stuck workflows; see `ops workflows --state dead` or `--stuck-after-secs`)"
     );
+    if !force
+        && let Some(why) = in_hand(
+            workflow_id,
+            &state,
+            &current,
+            updated_at,
+            lease_until,
+            now_us(),
+        )
+    {
+        anyhow::bail!(why);
+    }
     let step = match step {
         Some(s) => s,
         None => Step::parse(&current).context("the workflow's step is unknown")?,
@@ -231,4 +277,32 @@ pub async fn verify(db: &Db) -> Result<String> {
     }
     let _ = writeln!(out, "{} of {total} snapshots checked", checked.len());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workflow_in_hand_is_left_alone_and_a_stuck_or_dead_one_is_not() {
+        let now = 1_000_000_000_000;
+        let just = now - 2_000_000;
+        let long_ago = now - STUCK_AFTER_US - 1;
+        for state in ["pending", "retrying"] {
+            let why = in_hand(7, state, "persist", just, None, now).expect("in hand");
+            assert!(
+                why.contains("--force") && why.contains("2.0 s ago"),
+                "{why}"
+            );
+            assert_eq!(in_hand(7, state, "persist", long_ago, None, now), None);
+        }
+        // Running within its lease is in hand; past its lease it is stuck.
+        assert!(in_hand(7, "running", "archive", just, Some(now + 1), now).is_some());
+        assert_eq!(
+            in_hand(7, "running", "archive", just, Some(now - 1), now),
+            None
+        );
+        // Dead ones are what replay is for (completed ones are refused elsewhere).
+        assert_eq!(in_hand(7, "dead", "settle", just, None, now), None);
+    }
 }

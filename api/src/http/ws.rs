@@ -33,10 +33,16 @@
 //! text message that is not UTF-8 too (1007); a
 //! binary message gets `{"type": "error", "code": "text_only"}`. An account
 //! may hold 16 sessions open per instance; the 17th upgrade is a 429.
+//!
+//! A session lasts as long as its token: once the token's `exp` (plus the
+//! 60 s leeway) has passed, the server sends `{"type": "error", "code":
+//! "token_expired"}` and closes (1008); connect again with a new token. A
+//! token in both the `Authorization` header and `?token=` must be the same
+//! (otherwise 400 `conflicting_credentials`).
 
 use axum::extract::State;
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -73,14 +79,19 @@ async fn upgrade(
     Query(q): Query<WsParams>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::auth::bearer);
-    let token = bearer
-        .or(q.token.as_deref())
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    let principal = s.auth.verify(token.trim()).await?;
+    let token = match (crate::auth::bearer_header(&headers)?, q.token.as_deref()) {
+        (Some(h), Some(t)) if h != t.trim() => {
+            return Err(ApiError::BadRequest {
+                code: "conflicting_credentials",
+                detail: "one token in the Authorization header and another in ?token=: send one"
+                    .into(),
+            });
+        }
+        (Some(h), _) => h,
+        (None, Some(t)) => t,
+        (None, None) => return Err(ApiError::Unauthorized("missing bearer token".into())),
+    };
+    let (principal, until) = s.auth.verify_until(token.trim()).await?;
     let ws = ws.map_err(|e| ApiError::BadRequest {
         code: "websocket_upgrade_expected",
         detail: e.to_string(),
@@ -96,7 +107,7 @@ async fn upgrade(
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
-            session(s, principal, socket).await;
+            session(s, principal, until, socket).await;
             drop(slot);
         }))
 }
@@ -131,8 +142,21 @@ const OPS_WINDOW: Duration = Duration::from_secs(10);
 /// The largest message (and frame) a client may send.
 const MAX_MESSAGE: usize = 16 * 1024;
 
-/// One connected client: subscriptions in, matching messages out.
-async fn session(s: AppState, p: Principal, socket: WebSocket) {
+/// When a session whose token holds until `until` (seconds since the
+/// epoch, inclusive) must end.
+fn session_deadline(until: u64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let end = Duration::from_secs(until.saturating_add(1));
+    tokio::time::Instant::now() + end.saturating_sub(now)
+}
+
+/// One connected client: subscriptions in, matching messages out, until
+/// the client leaves or its token expires (`until`, seconds since the
+/// epoch: its `exp` plus the leeway) — then it gets a `token_expired`
+/// error and a close (1008), and reconnects with a new token.
+async fn session(s: AppState, p: Principal, until: u64, socket: WebSocket) {
     s.metrics.ws_clients.fetch_add(1, Ordering::Relaxed);
     let _connected = Connected(s.metrics.clone());
     let mut rx = s.hub.subscribe();
@@ -142,8 +166,18 @@ async fn session(s: AppState, p: Principal, socket: WebSocket) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut heard = tokio::time::Instant::now();
     let (mut window, mut ops) = (tokio::time::Instant::now(), 0u32);
+    let expiry = tokio::time::sleep_until(session_deadline(until));
+    tokio::pin!(expiry);
     loop {
         let reply = tokio::select! {
+            () = &mut expiry => {
+                let notice = json!({"type": "error", "code": "token_expired",
+                    "detail": "the session's token has expired: connect again with a new one"});
+                let close = axum::extract::ws::CloseFrame { code: 1008, reason: "token expired".into() };
+                let _ = tx.send(Frame::Text(notice.to_string().into())).await;
+                let _ = tx.send(Frame::Close(Some(close))).await;
+                break;
+            },
             frame = incoming.next() => {
                 heard = tokio::time::Instant::now();
                 match frame {
@@ -224,10 +258,24 @@ fn apply(
     let error = |code: &str, detail: String| {
         json!({"type": "error", "code": code, "detail": detail}).to_string()
     };
-    let op: Op = match serde_json::from_str(text) {
-        Ok(op) => op,
+    // serde reads a struct from an array too (`["subscribe", [...]]`):
+    // only the documented object form is an op.
+    let op: Op = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if v.is_object() => match serde_json::from_value(v) {
+            Ok(op) => op,
+            Err(e) => return error("invalid_op", e.to_string()),
+        },
+        Ok(_) => {
+            return error(
+                "invalid_op",
+                r#"an op is a JSON object: {"op": "subscribe", "channels": ["orders"]}"#.into(),
+            );
+        }
         Err(e) => return error("invalid_op", e.to_string()),
     };
+    if op.channels.is_empty() {
+        return error("invalid_op", "no channels: name at least one".into());
+    }
     if let Some(bad) = op.channels.iter().find(|c| !known(s, c)) {
         return error("unknown_channel", format!("no channel {bad:?}"));
     }

@@ -129,20 +129,33 @@ impl Poller {
             step_index(&step)
         };
         let before = self.reported.get(&id).copied().unwrap_or_default();
-        let data = |progress: &str, step: &str| {
+        let data = |progress: &str, step: &str, state: &str| {
             json!({"type": "workflow", "workflow_id": id, "kind": row.text(1).ok(),
                    "order_id": row.opt_i64(3).ok().flatten(), "step": step,
                    "progress": progress, "state": state})
         };
+        // One poll may catch several steps done at once: each message has
+        // the state the workflow had after its step — `completed` after the
+        // last, the state read now after the newest, `pending` (at the next
+        // step) after the ones in between.
+        let state_after = |i: usize| {
+            if i + 1 == DONE.len() {
+                "completed"
+            } else if i + 1 == steps {
+                state.as_str()
+            } else {
+                "pending"
+            }
+        };
         for (i, progress) in DONE.iter().enumerate().take(steps).skip(before.steps) {
             hub.deliver(Message::orders(
                 account,
-                data(progress, Step::ALL[i].as_str()),
+                data(progress, Step::ALL[i].as_str(), state_after(i)),
             ));
         }
         let dead = state == "dead";
         if dead && !before.dead {
-            hub.deliver(Message::orders(account, data("dead", &step)));
+            hub.deliver(Message::orders(account, data("dead", &step, "dead")));
         }
         self.reported.insert(
             id,

@@ -48,6 +48,32 @@ async fn a_crossing_limit_order_fills_at_the_resting_price_and_both_workflows_co
     })
     .await;
 
+    // The maker's trace shows the workflow that settled its fill (the
+    // taker's), without the taker's account or order.
+    let taker_trace: Value = app
+        .get_json(BUYER, &format!("/v1/orders/{taker_id}/trace"))
+        .await;
+    let maker_trace: Value = app
+        .get_json(SELLER, &format!("/v1/orders/{maker_id}/trace"))
+        .await;
+    let filled_in = &maker_trace["maker_fills"];
+    assert_eq!(filled_in.as_array().map(Vec::len), Some(1), "{maker_trace}");
+    assert_eq!(
+        filled_in[0]["workflow_id"], taker_trace["workflows"][0]["id"],
+        "{maker_trace}"
+    );
+    assert_eq!(filled_in[0]["trade_ids"], json!([fills[0]["trade_id"]]));
+    assert_eq!(filled_in[0]["state"], "completed");
+    let steps: Vec<&str> = filled_in[0]["step_attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["persist", "settle", "publish", "archive"]);
+    assert!(filled_in[0].get("account_id").is_none(), "{maker_trace}");
+    assert_eq!(taker_trace["maker_fills"], json!([]));
+
     let resting: Value = app
         .get_json(SELLER, &format!("/v1/orders/{maker_id}"))
         .await;

@@ -67,11 +67,28 @@ pub async fn trace(db: &Db, order_id: u64) -> Result<String> {
     let mut out = String::new();
     let traced = records::trace(db, order_id).await?;
     anyhow::ensure!(!traced.is_empty(), "no workflow for order {order_id}");
-    for (w, attempts) in traced {
+    let fills = records::maker_fills(db, order_id).await?;
+    let own = traced.into_iter().map(|(w, a)| {
+        let about = format!("{}, order {order_id}", w.kind);
+        (w, about, a)
+    });
+    let taken = fills.into_iter().map(|f| {
+        let about = format!(
+            "{} of order {}, account {}: filled this order as maker in trades {:?}",
+            f.workflow.kind,
+            f.workflow.order_id.map_or("-".into(), |o| o.to_string()),
+            f.workflow.account_id,
+            f.trade_ids
+        );
+        (f.workflow, about, f.attempts)
+    });
+    let mut all: Vec<_> = own.chain(taken).collect();
+    all.sort_by_key(|(w, ..)| w.id);
+    for (w, about, attempts) in all {
         writeln!(
             out,
-            "workflow {} ({}, order {order_id}): {} at {}",
-            w.id, w.kind, w.state, w.step
+            "workflow {} ({about}): {} at {}",
+            w.id, w.state, w.step
         )?;
         for a in attempts {
             writeln!(

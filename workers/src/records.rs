@@ -111,7 +111,10 @@ pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>> {
     .collect()
 }
 
-/// Every workflow about `order_id` and every attempt of each, in time order.
+/// Every workflow of a command on `order_id` (its place, cancel, replace)
+/// and every attempt of each, in time order. The fills of a resting order
+/// are settled in the workflows of the orders that took them:
+/// [`maker_fills`].
 pub async fn trace(db: &Db, order_id: u64) -> Result<Vec<(WorkflowRow, Vec<Attempt>)>> {
     let wfs = db
         .rows(
@@ -122,28 +125,81 @@ pub async fn trace(db: &Db, order_id: u64) -> Result<Vec<(WorkflowRow, Vec<Attem
     let mut out = Vec::new();
     for w in wfs {
         let w = workflow_row(&w)?;
-        let attempts = db
-            .rows(
-                "select workflow_id, step, attempt, worker, started_at, finished_at, outcome, error \
-                 from workflow_attempts where workflow_id = $1 order by id",
-                &[Arg::I64(w.id as i64)],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(Attempt {
-                    workflow_id: r.i64(0)? as u64,
-                    step: r.text(1)?,
-                    attempt: r.i64(2)? as u32,
-                    worker: r.text(3)?,
-                    started_at: r.i64(4)?,
-                    finished_at: r.i64(5)?,
-                    outcome: r.text(6)?,
-                    error: r.opt_text(7)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let attempts = attempts_of(db, w.id).await?;
         out.push((w, attempts));
     }
     Ok(out)
+}
+
+/// A workflow of another order's command that filled `order_id` as the
+/// resting (maker) order, with the trades it carried for it.
+#[derive(Clone, Debug)]
+pub struct MakerFill {
+    /// The workflow (of the taking order's command).
+    pub workflow: WorkflowRow,
+    /// The trades of `order_id` in it.
+    pub trade_ids: Vec<u64>,
+    /// Every attempt of every step of that workflow.
+    pub attempts: Vec<Attempt>,
+}
+
+/// The workflows that persisted and settled `order_id`'s fills as the
+/// maker, in time order (as persist has recorded the trades so far). A
+/// workflow's id is the first sequence number of its command, so a trade
+/// belongs to the last workflow whose id is not after the trade's.
+pub async fn maker_fills(db: &Db, order_id: u64) -> Result<Vec<MakerFill>> {
+    let rows = db
+        .rows(
+            "select t.trade_id, (select max(w.id) from workflows w where w.id <= t.seq) \
+             from trades t where t.maker_order_id = $1 order by t.trade_id",
+            &[Arg::I64(order_id as i64)],
+        )
+        .await?;
+    let mut by_workflow: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
+    for r in rows {
+        by_workflow
+            .entry(r.i64(1)?)
+            .or_default()
+            .push(r.i64(0)? as u64);
+    }
+    let mut out = Vec::new();
+    for (id, trade_ids) in by_workflow {
+        let rows = db
+            .rows(
+                &format!("select {WORKFLOW_COLS} from workflows where id = $1"),
+                &[Arg::I64(id)],
+            )
+            .await?;
+        let Some(w) = rows.first() else { continue };
+        out.push(MakerFill {
+            workflow: workflow_row(w)?,
+            trade_ids,
+            attempts: attempts_of(db, id as u64).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// Every attempt of workflow `id`, oldest first.
+async fn attempts_of(db: &Db, id: u64) -> Result<Vec<Attempt>> {
+    db.rows(
+        "select workflow_id, step, attempt, worker, started_at, finished_at, outcome, error \
+         from workflow_attempts where workflow_id = $1 order by id",
+        &[Arg::I64(id as i64)],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Attempt {
+            workflow_id: r.i64(0)? as u64,
+            step: r.text(1)?,
+            attempt: r.i64(2)? as u32,
+            worker: r.text(3)?,
+            started_at: r.i64(4)?,
+            finished_at: r.i64(5)?,
+            outcome: r.text(6)?,
+            error: r.opt_text(7)?,
+        })
+    })
+    .collect()
 }

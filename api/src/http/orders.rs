@@ -261,11 +261,24 @@ struct TracedWorkflow {
     step_attempts: Vec<Attempt>,
 }
 
-/// An order's workflows and every step attempt.
+/// A workflow of another order's command that filled this order as the
+/// resting (maker) order: the taker's account and order are not shown.
+#[derive(Debug, Serialize)]
+struct TracedFill {
+    workflow_id: u64,
+    trade_ids: Vec<u64>,
+    state: String,
+    step: String,
+    step_attempts: Vec<Attempt>,
+}
+
+/// An order's workflows and every step attempt, then the workflows that
+/// settled its fills as the maker.
 #[derive(Debug, Serialize)]
 struct Trace {
     order_id: u64,
     workflows: Vec<TracedWorkflow>,
+    maker_fills: Vec<TracedFill>,
 }
 
 /// The order's settlement trail: owner or scope `audit`.
@@ -284,6 +297,17 @@ async fn trace_order(
     if traced.is_empty() || !(owner || p.has(Scope::Audit)) {
         return Err(ApiError::NotFound("order"));
     }
+    let maker_fills = workers::records::maker_fills(&s.db, id)
+        .await?
+        .into_iter()
+        .map(|f| TracedFill {
+            workflow_id: f.workflow.id,
+            trade_ids: f.trade_ids,
+            state: f.workflow.state,
+            step: f.workflow.step,
+            step_attempts: f.attempts,
+        })
+        .collect();
     let workflows = traced
         .into_iter()
         .map(|(workflow, step_attempts)| TracedWorkflow {
@@ -294,5 +318,6 @@ async fn trace_order(
     Ok(Json(Trace {
         order_id: id,
         workflows,
+        maker_fills,
     }))
 }

@@ -117,7 +117,7 @@ pub struct Id(pub u64);
 
 impl<'de> serde::Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
-        let v = u64::deserialize(d)?;
+        let v = digits(d, "an id")?;
         if v > i64::MAX as u64 {
             return Err(serde::de::Error::custom(format!(
                 "{v} is over the largest id, {}",
@@ -126,6 +126,34 @@ impl<'de> serde::Deserialize<'de> for Id {
         }
         Ok(Id(v))
     }
+}
+
+/// A count in a query string (`limit`, `depth`): digits only, as [`Id`];
+/// the route checks its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        digits(d, "a count").map(Count)
+    }
+}
+
+/// A number in a path or query string written canonically: decimal digits,
+/// no sign, no leading zero (`+45` and `045` name no id a client was
+/// given; Rust's parser would take them).
+fn digits<'de, D: serde::Deserializer<'de>>(d: D, what: &'static str) -> Result<u64, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    let canonical = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s.len() == 1 || !s.starts_with('0'));
+    if !canonical {
+        return Err(serde::de::Error::custom(format!(
+            "{s:?} is not {what}: write it in decimal digits, with no sign or leading zero"
+        )));
+    }
+    s.parse()
+        .map_err(|_| serde::de::Error::custom(format!("{s} is too large for {what}")))
 }
 
 /// `axum::extract::Query` with a 400 problem+json rejection.

@@ -192,6 +192,51 @@ async fn an_id_past_what_the_database_holds_is_400_not_404_or_an_empty_page() {
 }
 
 #[tokio::test]
+async fn ids_and_counts_are_plain_digits_and_a_bad_count_says_what_it_wanted() {
+    let app = spawn_app().await;
+    for (path, code, says) in [
+        ("/v1/orders/+45", "invalid_path", "decimal digits"),
+        ("/v1/orders/045", "invalid_path", "leading zero"),
+        ("/v1/orders?before=%2B10", "invalid_query", "decimal digits"),
+        ("/v1/orders?limit=%2B5", "invalid_query", "decimal digits"),
+        ("/v1/orders?limit=-1", "invalid_query", "no sign"),
+        (
+            "/v1/orders?limit=501",
+            "invalid_query",
+            "limit must be 1 to 500",
+        ),
+        (
+            "/v1/orders?limit=99999999999",
+            "invalid_query",
+            "limit must be 1 to 500",
+        ),
+        (
+            "/v1/markets/BTC-USD/trades?limit=0",
+            "invalid_query",
+            "limit must be 1 to 1000",
+        ),
+        (
+            "/v1/markets/BTC-USD/book?depth=x",
+            "invalid_query",
+            "not a count",
+        ),
+    ] {
+        let res = app.get(SELLER, path).send().await.unwrap();
+        let problem = assert_problem(res, 400, code).await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{path}: {detail}");
+    }
+    for path in [
+        "/v1/orders?limit=5&before=10",
+        "/v1/markets/BTC-USD/trades?limit=1000",
+        "/v1/markets/BTC-USD/book?depth=1",
+    ] {
+        let res = app.get(SELLER, path).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn a_query_string_on_a_route_without_parameters_is_400() {
     let app = spawn_app().await;
     for path in [

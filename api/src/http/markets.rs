@@ -9,7 +9,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::extract::{Json, NoQuery, Path, Query};
+use crate::extract::{Count, Json, NoQuery, Path, Query};
 use crate::read::{self, PublicTrade};
 use crate::wire::BookSnapshot;
 
@@ -59,7 +59,7 @@ fn known_market(s: &AppState, market: &str) -> Result<MarketId, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BookParams {
-    depth: Option<usize>,
+    depth: Option<Count>,
 }
 
 /// The top levels of a market's book, with the engine sequence they reflect.
@@ -76,13 +76,16 @@ async fn book(
     Query(q): Query<BookParams>,
 ) -> Result<Json<BookSnapshot>, ApiError> {
     let id = known_market(&s, &market)?;
-    let depth = q.depth.unwrap_or(20);
-    if !(1..=500).contains(&depth) {
-        return Err(ApiError::BadRequest {
-            code: "invalid_query",
-            detail: "depth must be 1 to 500".into(),
-        });
-    }
+    let depth = match q.depth {
+        None => 20,
+        Some(Count(c)) => usize::try_from(c)
+            .ok()
+            .filter(|d| (1..=500).contains(d))
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "depth must be 1 to 500".into(),
+            })?,
+    };
     match s.host.read(move |c| c.engine.depth(&id, depth)).await {
         Ok(book) => book
             .map(|d| Json(d.into()))
@@ -110,7 +113,7 @@ async fn cached_book(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TradesParams {
-    limit: Option<u32>,
+    limit: Option<Count>,
 }
 
 /// The trades list.
@@ -129,13 +132,16 @@ async fn trades(
     Query(q): Query<TradesParams>,
 ) -> Result<Json<Trades>, ApiError> {
     let id = known_market(&s, &market)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest {
-            code: "invalid_query",
-            detail: "limit must be 1 to 1000".into(),
-        });
-    }
+    let limit = match q.limit {
+        None => 50,
+        Some(Count(c)) => u32::try_from(c)
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "limit must be 1 to 1000".into(),
+            })?,
+    };
     let trades = read::trades(&s.db, id.as_str(), limit).await?;
     Ok(Json(Trades {
         market: id.as_str().into(),

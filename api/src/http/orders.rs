@@ -11,7 +11,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::extract::{Id, Json, NoQuery, Path, Query};
+use crate::extract::{Count, Id, Json, NoQuery, Path, Query};
 use crate::read;
 use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest, open_status};
 
@@ -143,7 +143,7 @@ struct ListParams {
     /// Find the order with this client order id (0 or 1 result).
     client_order_id: Option<String>,
     /// Page size, 1–500 (default 100).
-    limit: Option<u32>,
+    limit: Option<Count>,
     /// Only orders with a smaller id (the previous page's `next_before`).
     before: Option<Id>,
 }
@@ -180,13 +180,16 @@ async fn list_orders(
             next_before: None,
         }));
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest {
-            code: "invalid_query",
-            detail: "limit must be 1 to 500".into(),
-        });
-    }
+    let limit = match q.limit {
+        None => 100,
+        Some(Count(c)) => u32::try_from(c)
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: "limit must be 1 to 500".into(),
+            })?,
+    };
     let mut orders = read::orders(&s.db, p.account.0, q.before.map(|b| b.0), limit).await?;
     let ids: Vec<u64> = orders.iter().map(|o| o.order_id).collect();
     let mut fills = read::fills_of(&s.db, &ids).await?;

@@ -139,6 +139,31 @@ impl<'de> serde::Deserialize<'de> for Count {
     }
 }
 
+impl Count {
+    /// `count`, or `default` when absent, if it lies in `range`; otherwise
+    /// a 400 that names the parameter and its range.
+    pub fn in_range<T>(
+        count: Option<Count>,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+        name: &str,
+    ) -> Result<T, ApiError>
+    where
+        T: TryFrom<u64> + PartialOrd + std::fmt::Display,
+    {
+        let Some(Count(c)) = count else {
+            return Ok(default);
+        };
+        T::try_from(c)
+            .ok()
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: format!("{name} must be {} to {}", range.start(), range.end()),
+            })
+    }
+}
+
 /// A number in a path or query string written canonically: decimal digits,
 /// no sign, no leading zero (`+45` and `045` name no id a client was
 /// given; Rust's parser would take them).

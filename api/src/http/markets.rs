@@ -76,16 +76,7 @@ async fn book(
     Query(q): Query<BookParams>,
 ) -> Result<Json<BookSnapshot>, ApiError> {
     let id = known_market(&s, &market)?;
-    let depth = match q.depth {
-        None => 20,
-        Some(Count(c)) => usize::try_from(c)
-            .ok()
-            .filter(|d| (1..=500).contains(d))
-            .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_query",
-                detail: "depth must be 1 to 500".into(),
-            })?,
-    };
+    let depth = Count::in_range(q.depth, 20usize, 1..=500, "depth")?;
     match s.host.read(move |c| c.engine.depth(&id, depth)).await {
         Ok(book) => book
             .map(|d| Json(d.into()))
@@ -132,16 +123,7 @@ async fn trades(
     Query(q): Query<TradesParams>,
 ) -> Result<Json<Trades>, ApiError> {
     let id = known_market(&s, &market)?;
-    let limit = match q.limit {
-        None => 50,
-        Some(Count(c)) => u32::try_from(c)
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_query",
-                detail: "limit must be 1 to 1000".into(),
-            })?,
-    };
+    let limit = Count::in_range(q.limit, 50u32, 1..=1000, "limit")?;
     let trades = read::trades(&s.db, id.as_str(), limit).await?;
     Ok(Json(Trades {
         market: id.as_str().into(),

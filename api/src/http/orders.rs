@@ -180,16 +180,7 @@ async fn list_orders(
             next_before: None,
         }));
     }
-    let limit = match q.limit {
-        None => 100,
-        Some(Count(c)) => u32::try_from(c)
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_query",
-                detail: "limit must be 1 to 500".into(),
-            })?,
-    };
+    let limit = Count::in_range(q.limit, 100u32, 1..=500, "limit")?;
     let mut orders = read::orders(&s.db, p.account.0, q.before.map(|b| b.0), limit).await?;
     let ids: Vec<u64> = orders.iter().map(|o| o.order_id).collect();
     let mut fills = read::fills_of(&s.db, &ids).await?;

@@ -270,15 +270,14 @@ async fn token(settings: &Settings, account: u64, scopes: &[String], ttl_s: u64)
 }
 
 async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
-    // The embedded default: ops read the data directory `up` wrote.
-    if settings.database_url.starts_with("sqlite")
-        && !settings.data_dir.join("clearway.db").exists()
-        && !std::env::var("CLEARWAY_DATABASE_URL").is_ok_and(|v| !v.is_empty())
-    {
-        anyhow::bail!(
-            "no Clearway database in {}: run `clearway ops` in the directory `clearway up` runs in, \
-             or point CLEARWAY_DATA_DIR at its data directory",
-            settings.data_dir.display()
+    // On SQLite, ops read the file `up` wrote (opening it would create an
+    // empty one).
+    if let Some(url) = settings.database_url.strip_prefix("sqlite://") {
+        let file = url.split('?').next().unwrap_or(url);
+        anyhow::ensure!(
+            std::path::Path::new(file).exists(),
+            "no Clearway database at {file}: run `clearway ops` in the directory `clearway up` runs in, \
+             or point CLEARWAY_DATA_DIR at its data directory"
         );
     }
     if let Ops::Replay {

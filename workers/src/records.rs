@@ -150,32 +150,31 @@ pub struct MakerFill {
 pub async fn maker_fills(db: &Db, order_id: u64) -> Result<Vec<MakerFill>> {
     let rows = db
         .rows(
-            "select t.trade_id, (select max(w.id) from workflows w where w.id <= t.seq) \
-             from trades t where t.maker_order_id = $1 order by t.trade_id",
+            &format!(
+                "select {WORKFLOW_COLS}, trade_id from (\
+                   select w.*, t.trade_id from trades t \
+                   join workflows w on w.id = (select max(id) from workflows where id <= t.seq) \
+                   where t.maker_order_id = $1) as f \
+                 order by id, trade_id"
+            ),
             &[Arg::I64(order_id as i64)],
         )
         .await?;
-    let mut by_workflow: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
-    for r in rows {
-        by_workflow
-            .entry(r.i64(1)?)
-            .or_default()
-            .push(r.i64(0)? as u64);
-    }
-    let mut out = Vec::new();
-    for (id, trade_ids) in by_workflow {
-        let rows = db
-            .rows(
-                &format!("select {WORKFLOW_COLS} from workflows where id = $1"),
-                &[Arg::I64(id)],
-            )
-            .await?;
-        let Some(w) = rows.first() else { continue };
-        out.push(MakerFill {
-            workflow: workflow_row(w)?,
-            trade_ids,
-            attempts: attempts_of(db, id as u64).await?,
-        });
+    let mut out: Vec<MakerFill> = Vec::new();
+    for r in &rows {
+        let trade_id = r.i64(11)? as u64;
+        match out.last_mut() {
+            Some(f) if f.workflow.id == r.i64(0)? as u64 => f.trade_ids.push(trade_id),
+            _ => {
+                let workflow = workflow_row(r)?;
+                let attempts = attempts_of(db, workflow.id).await?;
+                out.push(MakerFill {
+                    workflow,
+                    trade_ids: vec![trade_id],
+                    attempts,
+                });
+            }
+        }
     }
     Ok(out)
 }

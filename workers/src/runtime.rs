@@ -95,30 +95,23 @@ pub enum Outcome {
         after_ms: u64,
         /// What went wrong.
         error: String,
+        /// The step failed only because an earlier workflow it builds on
+        /// has not been through it yet (a fill, cancel or replace whose
+        /// order's placement is not persisted,
+        /// [`crate::steps::persist::NotYetPersisted`]). On a FIFO queue
+        /// that earlier workflow's message is behind this one (a split
+        /// batch's jobs go to the back of the group) or, on moto, held back
+        /// behind it: holding this one in flight for its backoff would hold
+        /// the group, and with it the message it waits for, until its
+        /// attempts ran out. So the SQS transport sends it again behind the
+        /// rest of its group instead.
+        behind_earlier: bool,
     },
     /// Permanently failed or out of attempts: dead-letter it.
     Dead {
         /// What went wrong.
         error: String,
     },
-}
-
-/// What [`Runtime::run`] decided: the [`Outcome`], and whether a retry
-/// is only waiting for an earlier workflow.
-#[derive(Debug, PartialEq)]
-pub struct Ran {
-    /// What to do with the message.
-    pub outcome: Outcome,
-    /// Set with [`Outcome::Retry`] when the step failed only because an
-    /// earlier workflow it builds on has not been through the step yet (a
-    /// fill, cancel or replace whose order's placement is not persisted,
-    /// [`steps::persist::NotYetPersisted`]). On a FIFO queue that earlier
-    /// workflow's message is behind this one (a split batch's jobs go to the
-    /// back of the group) or, on moto, held back behind it: holding this
-    /// one in flight for its backoff would hold the group, and with it the
-    /// message it waits for, until its attempts ran out. So the SQS
-    /// transport sends it again behind the rest of its group instead.
-    pub waits_for_earlier: bool,
 }
 
 /// Everything a step needs.
@@ -239,18 +232,9 @@ pub struct Runtime {
 impl Runtime {
     /// Runs `job`'s step for its workflows and says what to do with the message.
     pub async fn execute<H: Handoff + Sync>(&self, job: &StepJob, handoff: &H) -> Outcome {
-        self.run(job, handoff).await.outcome
-    }
-
-    /// [`Runtime::execute`], also saying whether a retry only waits for an
-    /// earlier workflow (see [`Ran::waits_for_earlier`]).
-    pub async fn run<H: Handoff + Sync>(&self, job: &StepJob, handoff: &H) -> Ran {
         let mut open = None;
         match self.try_execute(job, handoff, &mut open).await {
-            Ok(outcome) => Ran {
-                outcome,
-                waits_for_earlier: false,
-            },
+            Ok(o) => o,
             Err(e) => {
                 // Release the failed transaction's locks before recording the
                 // failure (which needs them).
@@ -259,13 +243,7 @@ impl Runtime {
                 {
                     tracing::warn!(error = %format!("{r:#}"), "rollback failed");
                 }
-                let waits = e.waits_for_earlier();
-                let outcome = self.fail(job, e).await;
-                let waits_for_earlier = waits && matches!(outcome, Outcome::Retry { .. });
-                Ran {
-                    outcome,
-                    waits_for_earlier,
-                }
+                self.fail(job, e).await
             }
         }
     }

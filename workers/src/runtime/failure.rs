@@ -13,6 +13,7 @@ impl Runtime {
     /// bad workflow cannot take the others with it.
     pub(super) async fn fail(&self, job: &StepJob, err: StepError) -> Outcome {
         let error = err.to_string();
+        let behind_earlier = err.waits_for_earlier();
         if job.workflow_ids.len() > 1 {
             tracing::warn!(step = %job.step, workflows = job.workflow_ids.len(), error, "batch failed; splitting");
             // Each job of one keeps its workflow's input when the queue
@@ -41,13 +42,18 @@ impl Runtime {
                 Outcome::Retry {
                     after_ms: job.step.retry_policy().base_ms,
                     error,
+                    behind_earlier,
                 }
             } else {
                 Outcome::Dead { error }
             };
         }
         match self.record_failure(job, &err).await {
-            Ok(Some(after_ms)) => Outcome::Retry { after_ms, error },
+            Ok(Some(after_ms)) => Outcome::Retry {
+                after_ms,
+                error,
+                behind_earlier,
+            },
             Ok(None) => Outcome::Dead { error },
             Err(e) => {
                 // Could not even record: let the transport redeliver later.
@@ -55,6 +61,7 @@ impl Runtime {
                 Outcome::Retry {
                     after_ms: job.step.retry_policy().cap_ms,
                     error,
+                    behind_earlier,
                 }
             }
         }

@@ -11,8 +11,8 @@
 //! - order: a fill, cancel or replace needs the order's placement persisted
 //!   first (it is in an earlier workflow of the same market). One that comes
 //!   first fails with [`NotYetPersisted`], which the runtime retries — on
-//!   SQS behind the rest of the market's message group, see
-//!   [`crate::runtime::Ran::waits_for_earlier`].
+//!   SQS behind the rest of the market's message group (see
+//!   `Outcome::Retry::behind_earlier` in [`crate::runtime::Outcome`]).
 
 use super::StepError;
 use crate::db::{Arg, Tx};

@@ -432,7 +432,9 @@ async fn handle_job(job: serde_json::Value, id: TaskId, ctx: Data<Ctx>) -> Resul
             }
             Ok(())
         }
-        Outcome::Retry { after_ms, error } => {
+        Outcome::Retry {
+            after_ms, error, ..
+        } => {
             ctx.queue
                 .defer(&id.to_string(), after_ms)
                 .await

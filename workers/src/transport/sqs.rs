@@ -617,10 +617,9 @@ async fn handle_message(
             }
         })
     };
-    let ran = ctx.runtime.run(&job, &ctx.transport).await;
+    let outcome = ctx.runtime.execute(&job, &ctx.transport).await;
     beat.abort();
-    let waits_for_earlier = ran.waits_for_earlier;
-    match ran.outcome {
+    match outcome {
         Outcome::Done(later) => {
             for j in later {
                 q.send_batch(j.step, vec![(delivery.group.clone(), j)])
@@ -629,7 +628,11 @@ async fn handle_message(
             }
             ctx.acker.ack(delivery.handle.clone());
         }
-        Outcome::Retry { error, .. } if waits_for_earlier => {
+        Outcome::Retry {
+            error,
+            behind_earlier: true,
+            ..
+        } => {
             // It builds on an earlier workflow whose message is behind it
             // in the group: after a split (whose jobs go to the back) or,
             // on moto, after a crash — moto hands out the last message of
@@ -645,7 +648,9 @@ async fn handle_message(
             ctx.acker.ack(delivery.handle.clone());
             tracing::warn!(%step, group = %delivery.group, %error, "step waits for an earlier workflow: sent to the back of its group");
         }
-        Outcome::Retry { after_ms, error } => {
+        Outcome::Retry {
+            after_ms, error, ..
+        } => {
             // FIFO queues have no per-message delay: the message stays in
             // flight for the backoff, and its group waits behind it.
             let secs = after_ms.div_ceil(1000).min(43_200) as i32;

@@ -145,6 +145,66 @@ async fn a_websocket_client_syncs_the_book_from_diffs_and_sees_its_orders_progre
 }
 
 #[tokio::test]
+async fn a_maker_sees_the_progress_of_the_workflow_that_settles_its_fill() {
+    let app = spawn_app().await;
+    let mut ws = app.ws(SELLER, &["orders"]).await;
+    let maker = app.place(SELLER, limit_sell("50000", "0.5")).await;
+    assert_eq!(maker.status(), 202);
+    let maker_id = maker.json::<Value>().await.unwrap()["order_id"]
+        .as_u64()
+        .unwrap();
+    let taker = app.place(BUYER, limit_buy("50100", "0.2")).await;
+    assert_eq!(taker.status(), 202);
+    let taker: Value = taker.json().await.unwrap();
+    let taker_id = taker["order_id"].as_u64().unwrap();
+
+    let for_maker = |msgs: &[Value]| -> Vec<Value> {
+        msgs.iter()
+            .filter(|m| m["data"]["type"] == "workflow" && m["data"]["role"] == "maker")
+            .map(|m| m["data"].clone())
+            .collect()
+    };
+    let msgs = ws
+        .read_until("the maker's fill archived", |m| {
+            for_maker(m).iter().any(|d| d["progress"] == "archived")
+        })
+        .await;
+
+    let fill: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["data"]["event"] == "fill")
+        .collect();
+    assert_eq!(fill.len(), 1, "{msgs:?}");
+    assert_eq!(fill[0]["data"]["order_id"], maker_id);
+    assert_eq!(fill[0]["data"]["liquidity"], "maker");
+    let settled_by = fill[0]["data"]["workflow_id"].as_u64().unwrap();
+
+    let progress = for_maker(&msgs);
+    let steps: Vec<&str> = progress
+        .iter()
+        .map(|d| d["progress"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["persisted", "settled", "published", "archived"]);
+    for d in &progress {
+        assert_eq!(d["workflow_id"], settled_by, "{d}");
+        assert_eq!(d["order_id"], maker_id, "{d}");
+    }
+    assert_eq!(progress[3]["state"], "completed");
+
+    // The trace names the same workflow; nothing the seller got names the
+    // buyer's order.
+    let trace = app
+        .get_json(SELLER, &format!("/v1/orders/{maker_id}/trace"))
+        .await;
+    assert_eq!(trace["maker_fills"][0]["workflow_id"], settled_by, "{trace}");
+    let text = serde_json::to_string(&msgs).unwrap();
+    assert!(
+        !text.contains(&format!("\"order_id\":{taker_id}")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_websocket_needs_a_token_and_accepts_it_in_the_query() {
     let app = spawn_app().await;
     let url = app.base.replacen("http://", "ws://", 1) + "/v1/ws";

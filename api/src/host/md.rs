@@ -23,6 +23,10 @@ pub const SNAPSHOT_LEVELS: usize = 50;
 pub struct Committed {
     /// Every event of the commit, in sequence order.
     pub events: Vec<Event>,
+    /// The commit's workflows by id (the sequence number of each one's
+    /// first event), ascending: an event belongs to the last one at or
+    /// before its sequence number.
+    pub workflows: Vec<u64>,
     /// One diff per market whose book changed.
     pub diffs: Vec<DepthDiff>,
     /// The top [`SNAPSHOT_LEVELS`] of each changed book, as of the diff.

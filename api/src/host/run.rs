@@ -197,7 +197,8 @@ impl Host {
         if ok && !wfs.is_empty() {
             let events: Vec<_> = wfs.iter().flat_map(|w| w.events.iter().cloned()).collect();
             let (diffs, books) = self.books.diff(&core.engine, Some(touched(&events)));
-            self.broadcast(events, diffs, books);
+            let workflows = wfs.iter().map(|w| w.id).collect();
+            self.broadcast(events, workflows, diffs, books);
         }
         for (reply, result) in pending.drain(..) {
             let _ = reply.send(if ok {
@@ -214,6 +215,7 @@ impl Host {
     fn broadcast(
         &self,
         events: Vec<pipeline::Event>,
+        workflows: Vec<u64>,
         diffs: Vec<super::DepthDiff>,
         books: Vec<pipeline::Depth>,
     ) {
@@ -222,6 +224,7 @@ impl Host {
         }
         let _ = self.committed.send(Arc::new(Committed {
             events,
+            workflows,
             diffs,
             books,
         }));
@@ -233,10 +236,10 @@ impl Host {
     fn publish_rebuilt(&mut self, core: &Core) {
         if self.books.is_empty() {
             let books = self.books.baseline(&core.engine);
-            self.broadcast(Vec::new(), Vec::new(), books);
+            self.broadcast(Vec::new(), Vec::new(), Vec::new(), books);
         } else {
             let (diffs, books) = self.books.diff(&core.engine, None);
-            self.broadcast(Vec::new(), diffs, books);
+            self.broadcast(Vec::new(), Vec::new(), diffs, books);
         }
     }
 

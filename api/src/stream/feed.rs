@@ -8,7 +8,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::redis::RedisLink;
-use super::{Hub, Message};
+use super::{Follow, Hub, Message};
 use crate::host::{Committed, DepthDiff, EngineHandle};
 use crate::wire::{BookSnapshot, Fill, Level};
 
@@ -61,8 +61,13 @@ fn forward(c: &Committed, hub: &Hub, redis: Option<&RedisLink>) {
 /// sequence number).
 pub fn messages(c: &Committed) -> Vec<Message> {
     let mut out = Vec::new();
+    let mut starts = c.workflows.iter().peekable();
+    let mut workflow = 0;
     for e in &c.events {
-        event_messages(e, &mut out);
+        while let Some(id) = starts.next_if(|id| **id <= e.seq) {
+            workflow = *id;
+        }
+        event_messages(e, workflow, &mut out);
     }
     out.extend(c.diffs.iter().map(depth_message));
     out
@@ -74,7 +79,9 @@ fn depth_message(d: &DepthDiff) -> Message {
     Message::market(format!("depth:{}", d.market.as_str()), data)
 }
 
-fn fill(e: &Event, t: &Trade, id: OrderId) -> Value {
+/// The fill of `t` for order `id`, with the workflow that persists and
+/// settles it (the taker's).
+fn fill(e: &Event, t: &Trade, id: OrderId, workflow: u64) -> Value {
     let (filled, remaining) = if t.maker_order_id == id {
         (t.maker_filled, t.maker_remaining)
     } else {
@@ -88,10 +95,11 @@ fn fill(e: &Event, t: &Trade, id: OrderId) -> Value {
     v["filled"] = json!(filled.normalize());
     v["remaining"] = json!(remaining.normalize());
     v["sequence"] = json!(e.seq);
+    v["workflow_id"] = json!(workflow);
     v
 }
 
-fn event_messages(e: &Event, out: &mut Vec<Message>) {
+fn event_messages(e: &Event, workflow: u64, out: &mut Vec<Message>) {
     match &e.kind {
         EventKind::OrderAccepted { order } => out.push(Message::orders(
             order.account.0,
@@ -110,13 +118,21 @@ fn event_messages(e: &Event, out: &mut Vec<Message>) {
                        "quantity": t.quantity.value().normalize(),
                        "taker_side": t.taker_side.as_str(), "sequence": e.seq, "ts": e.ts}),
             ));
-            out.push(Message::orders(
-                t.maker_account.0,
-                fill(e, t, t.maker_order_id),
-            ));
+            // The maker's order has no workflow of its own for this fill:
+            // the progress poller follows the taker's for it.
+            out.push(
+                Message::orders(
+                    t.maker_account.0,
+                    fill(e, t, t.maker_order_id, workflow),
+                )
+                .following(Follow {
+                    workflow_id: workflow,
+                    order_id: t.maker_order_id.0,
+                }),
+            );
             out.push(Message::orders(
                 t.taker_account.0,
-                fill(e, t, t.taker_order_id),
+                fill(e, t, t.taker_order_id, workflow),
             ));
         }
         EventKind::OrderReplaced {

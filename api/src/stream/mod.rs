@@ -46,6 +46,20 @@ pub struct Message {
     pub account: Option<u64>,
     /// The payload (its `type` says what it is).
     pub data: Value,
+    /// For a maker's fill: the workflow the progress poller follows for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<Follow>,
+}
+
+/// Another account's workflow whose progress an `orders` subscriber gets
+/// too: the taker's workflow persists and settles the fills of the resting
+/// (maker) orders it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Follow {
+    /// The workflow (the taker's command's).
+    pub workflow_id: u64,
+    /// The subscriber's order it filled.
+    pub order_id: u64,
 }
 
 /// A [`Message`] with its wire text, serialized once for every client.
@@ -64,6 +78,7 @@ impl Message {
             channel,
             account: None,
             data,
+            follow: None,
         }
     }
 
@@ -73,6 +88,16 @@ impl Message {
             channel: "orders".into(),
             account: Some(account),
             data,
+            follow: None,
+        }
+    }
+
+    /// The message, with a workflow for the progress poller to follow for
+    /// its account.
+    pub fn following(self, follow: Follow) -> Message {
+        Message {
+            follow: Some(follow),
+            ..self
         }
     }
 
@@ -123,6 +148,12 @@ impl StreamConfig {
     }
 }
 
+/// Locks `m`, whatever a panicking holder left in it (counts and lists
+/// stay usable).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The most WebSocket sessions one account may hold open on one instance.
 pub const SESSIONS_PER_ACCOUNT: usize = 16;
 
@@ -135,7 +166,7 @@ pub struct SessionSlot {
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        let mut m = self.hub.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.hub.sessions);
         if let Some(n) = m.get_mut(&self.account) {
             *n -= 1;
             if *n == 0 {
@@ -155,6 +186,9 @@ pub struct Hub {
     accounts: Mutex<HashMap<u64, (usize, i64)>>,
     /// Sessions open per account (see [`Hub::open_session`]).
     sessions: Mutex<HashMap<u64, usize>>,
+    /// Workflows of other accounts delivered for a watched account since
+    /// the progress poller last took them.
+    follows: Mutex<Vec<(u64, Follow)>>,
     /// This instance's id: messages it published come back from Redis with it.
     pub instance: String,
 }
@@ -165,6 +199,7 @@ impl Default for Hub {
             tx: broadcast::channel(HUB_BUFFER).0,
             accounts: Mutex::default(),
             sessions: Mutex::default(),
+            follows: Mutex::default(),
             instance: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -173,7 +208,23 @@ impl Default for Hub {
 impl Hub {
     /// Delivers `message` to this instance's sessions.
     pub fn deliver(&self, message: Message) {
+        if let (Some(account), Some(follow)) = (message.account, message.follow)
+            && self.is_watched(account)
+        {
+            lock(&self.follows).push((account, follow));
+        }
         let _ = self.tx.send(Arc::new(message.into_outbound()));
+    }
+
+    /// Whether `account` has an `orders` subscriber here.
+    fn is_watched(&self, account: u64) -> bool {
+        lock(&self.accounts).contains_key(&account)
+    }
+
+    /// The workflows to follow for watched accounts that arrived since the
+    /// last call, as (account, follow).
+    pub fn take_follows(&self) -> Vec<(u64, Follow)> {
+        std::mem::take(&mut *lock(&self.follows))
     }
 
     /// Whether any session of this instance listens.
@@ -189,7 +240,7 @@ impl Hub {
     /// Counts a WebSocket session of `account` until the guard drops; `None`
     /// when the account already has [`SESSIONS_PER_ACCOUNT`] open here.
     pub fn open_session(self: &Arc<Hub>, account: u64) -> Option<SessionSlot> {
-        let mut m = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.sessions);
         let n = m.entry(account).or_default();
         if *n >= SESSIONS_PER_ACCOUNT {
             return None;
@@ -204,7 +255,7 @@ impl Hub {
     /// Registers an `orders` subscriber of `account` until the guard drops.
     pub fn watch_account(self: &Arc<Hub>, account: u64) -> AccountWatch {
         let now = workers::runtime::now_us();
-        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.accounts);
         let e = m.entry(account).or_insert((0, now));
         e.0 += 1;
         AccountWatch {
@@ -215,7 +266,7 @@ impl Hub {
 
     /// The watched accounts with the time since when they are watched.
     pub fn watched(&self) -> Vec<(u64, i64)> {
-        let m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let m = lock(&self.accounts);
         m.iter().map(|(a, (_, since))| (*a, *since)).collect()
     }
 }
@@ -231,7 +282,7 @@ pub struct AccountWatch {
 
 impl Drop for AccountWatch {
     fn drop(&mut self) {
-        let mut m = self.hub.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.hub.accounts);
         if let Some(e) = m.get_mut(&self.account) {
             e.0 -= 1;
             if e.0 == 0 {

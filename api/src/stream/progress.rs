@@ -10,6 +10,13 @@
 //! stamps `updated_at` before its transaction commits); a workflow seen
 //! unfinished is followed by id until it finishes, so a late commit is never
 //! missed. What was reported is remembered per workflow: nothing is said twice.
+//!
+//! A resting (maker) order's fill is persisted and settled by the taker's
+//! workflow, another account's. The hub hands the poller each such workflow
+//! delivered to a watched maker ([`Hub::take_follows`]), and the poller
+//! follows it by id and reports its steps to the maker too: with the
+//! maker's order id and `"role": "maker"`, and nothing of the taker's
+//! account or order.
 
 use anyhow::Result;
 use serde_json::json;
@@ -44,11 +51,26 @@ struct Reported {
     updated_at: i64,
 }
 
+/// Who a workflow's progress is reported to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Watcher {
+    /// The account whose command it is.
+    Owner,
+    /// A maker whose order the workflow filled.
+    Maker {
+        /// The maker's account.
+        account: u64,
+        /// The maker's order.
+        order_id: u64,
+    },
+}
+
 /// The poller's memory.
 #[derive(Debug, Default)]
 struct Poller {
-    /// Workflow id → what was reported; forgotten once out of the window.
-    reported: HashMap<i64, Reported>,
+    /// (workflow id, to whom) → what was reported; forgotten once out of
+    /// the window.
+    reported: HashMap<(i64, Watcher), Reported>,
     /// When the last successful poll started (µs).
     last_poll: i64,
 }
@@ -88,23 +110,41 @@ impl Poller {
         let started = workers::runtime::now_us();
         let watched: HashMap<u64, i64> = hub.watched().into_iter().collect();
         let from = self.last_poll - LOOKBACK_US;
+        for (account, f) in hub.take_follows() {
+            let maker = Watcher::Maker {
+                account,
+                order_id: f.order_id,
+            };
+            self.reported
+                .entry((f.workflow_id as i64, maker))
+                .or_insert(Reported {
+                    account,
+                    ..Reported::default()
+                });
+        }
         let accounts: Vec<u64> = watched.keys().copied().collect();
         let mut seen = HashSet::new();
         for chunk in accounts.chunks(IDS_PER_QUERY) {
             for row in changed_rows(db, from, chunk).await? {
                 seen.insert(row.i64(0)?);
-                self.report(&row, &watched, hub)?;
+                self.report(&row, Watcher::Owner, &watched, hub)?;
             }
         }
-        let followed: Vec<i64> = self
-            .reported
-            .iter()
-            .filter(|(id, r)| !r.finished && !seen.contains(*id))
-            .map(|(id, _)| *id)
-            .collect();
-        for chunk in followed.chunks(IDS_PER_QUERY) {
+        // Unfinished workflows not read above, each with whom it is
+        // reported to: an owner's whose row changed before the window, and
+        // those followed for makers.
+        let mut followed: HashMap<i64, Vec<Watcher>> = HashMap::new();
+        for ((id, to), r) in &self.reported {
+            if !r.finished && (*to != Watcher::Owner || !seen.contains(id)) {
+                followed.entry(*id).or_default().push(*to);
+            }
+        }
+        let ids: Vec<i64> = followed.keys().copied().collect();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
             for row in rows_by_id(db, chunk).await? {
-                self.report(&row, &watched, hub)?;
+                for to in &followed[&row.i64(0)?] {
+                    self.report(&row, *to, &watched, hub)?;
+                }
             }
         }
         self.reported.retain(|_, r| {
@@ -114,11 +154,22 @@ impl Poller {
         Ok(())
     }
 
-    fn report(&mut self, row: &Row, watched: &HashMap<u64, i64>, hub: &Hub) -> Result<()> {
-        let (id, account, updated_at) = (row.i64(0)?, row.i64(2)? as u64, row.i64(6)?);
+    fn report(
+        &mut self,
+        row: &Row,
+        to: Watcher,
+        watched: &HashMap<u64, i64>,
+        hub: &Hub,
+    ) -> Result<()> {
+        let (id, updated_at) = (row.i64(0)?, row.i64(6)?);
+        // A maker's follow starts at a fill delivered while it was watched.
+        let (account, order_id, changed_at) = match to {
+            Watcher::Owner => (row.i64(2)? as u64, row.opt_i64(3)?, updated_at),
+            Watcher::Maker { account, order_id } => (account, Some(order_id as i64), i64::MAX),
+        };
         if watched
             .get(&account)
-            .is_none_or(|since| updated_at < *since)
+            .is_none_or(|since| changed_at < *since)
         {
             return Ok(());
         }
@@ -128,11 +179,15 @@ impl Poller {
         } else {
             step_index(&step)
         };
-        let before = self.reported.get(&id).copied().unwrap_or_default();
+        let before = self.reported.get(&(id, to)).copied().unwrap_or_default();
         let data = |progress: &str, step: &str, state: &str| {
-            json!({"type": "workflow", "workflow_id": id, "kind": row.text(1).ok(),
-                   "order_id": row.opt_i64(3).ok().flatten(), "step": step,
-                   "progress": progress, "state": state})
+            let mut v = json!({"type": "workflow", "workflow_id": id, "kind": row.text(1).ok(),
+                   "order_id": order_id, "step": step,
+                   "progress": progress, "state": state});
+            if to != Watcher::Owner {
+                v["role"] = json!("maker");
+            }
+            v
         };
         // One poll may catch several steps done at once: each message has
         // the state the workflow had after its step — `completed` after the
@@ -158,7 +213,7 @@ impl Poller {
             hub.deliver(Message::orders(account, data("dead", &step, "dead")));
         }
         self.reported.insert(
-            id,
+            (id, to),
             Reported {
                 steps: steps.max(before.steps),
                 dead: dead || before.dead,

@@ -112,7 +112,10 @@ enum Ops {
         order_id: u64,
     },
     /// Auditors: replays the whole journal from nothing, checking every
-    /// workflow's events and every stored engine snapshot against it.
+    /// workflow's events and every stored engine snapshot against it; then
+    /// checks each workflow's ledger legs, trade rows and archived record
+    /// (SHA-256, input, legs) and every balance against the journal. Exits
+    /// 1 naming each disagreement.
     Verify,
     /// Re-enqueues a dead or stuck workflow from its current step, or from
     /// `--step` (persist, settle, publish, archive). A completed workflow is
@@ -299,6 +302,15 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
         );
         return Ok(());
     }
+    if let Ops::Verify = ops {
+        let services = connect(settings, "clearway-ops").await?;
+        print!("{}", workers::ops::verify(&services.db).await?);
+        print!(
+            "{}",
+            workers::ops::verify_records(&services.runtime.env).await?
+        );
+        return Ok(());
+    }
     let db = workers::db::Db::connect(&settings.database_url, 2).await?;
     let text = match ops {
         Ops::Workflows {
@@ -307,8 +319,7 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
             limit,
         } => workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?,
         Ops::Trace { order_id } => workers::ops::trace(&db, order_id).await?,
-        Ops::Verify => workers::ops::verify(&db).await?,
-        Ops::Replay { .. } => unreachable!("handled above"),
+        Ops::Verify | Ops::Replay { .. } => unreachable!("handled above"),
     };
     print!("{text}");
     Ok(())

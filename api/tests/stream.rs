@@ -196,7 +196,10 @@ async fn a_maker_sees_the_progress_of_the_workflow_that_settles_its_fill() {
     let trace = app
         .get_json(SELLER, &format!("/v1/orders/{maker_id}/trace"))
         .await;
-    assert_eq!(trace["maker_fills"][0]["workflow_id"], settled_by, "{trace}");
+    assert_eq!(
+        trace["maker_fills"][0]["workflow_id"], settled_by,
+        "{trace}"
+    );
     let text = serde_json::to_string(&msgs).unwrap();
     assert!(
         !text.contains(&format!("\"order_id\":{taker_id}")),

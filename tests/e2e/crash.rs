@@ -2,7 +2,7 @@
 //! Every order that got a 202 is afterwards resting in the book or settled,
 //! none twice, and balances equal what the accepted events imply.
 
-use super::support::{Running, start_up_with};
+use super::support::{Running, clearway, start_up_with};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashSet};
@@ -193,6 +193,20 @@ async fn every_accepted_order_survives_a_sigkill_exactly_once() {
             );
         }
     }
+
+    // The auditor's check agrees: the journal replays across the kill, and
+    // the ledger, trade rows, archived records and balances match it.
+    let out = clearway(app.dir.path())
+        .args(["ops", "verify"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("every asset's legs sum to zero"), "{text}");
 }
 
 /// Exact decimal sums for the checks above, without floats.

@@ -296,6 +296,32 @@ pub async fn verify(db: &Db) -> Result<String> {
     Ok(out)
 }
 
+/// The auditor's check of the records against the journal ([`crate::audit`]):
+/// ledger legs, trade rows and archived records per workflow, then the
+/// balances. An error lists what disagrees.
+pub async fn verify_records(env: &crate::runtime::StepEnv) -> Result<String> {
+    let f = crate::audit::check(&env.db, &env.archive, &env.markets, env.fee_account).await?;
+    if !f.is_clean() {
+        let mut out = format!(
+            "the records disagree with the journal ({} problems):\n",
+            f.problems.len() as u64 + f.unnamed
+        );
+        for p in &f.problems {
+            let _ = writeln!(out, "- {p}");
+        }
+        if f.unnamed > 0 {
+            let _ = writeln!(out, "- and {} more", f.unnamed);
+        }
+        anyhow::bail!("{}", out.trim_end());
+    }
+    Ok(format!(
+        "records: {} workflows; {} ledger legs and {} trade rows as their events imply; \
+         {} archived records with their receipts' SHA-256, the journal's input and its legs; \
+         {} balances equal their legs, every asset's legs sum to zero\n",
+        f.workflows, f.legs, f.trades, f.archived, f.balances
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,8 @@ pub async fn replay(
             let next = engine.last_seq() + 1;
             if wf.id > next {
                 bail!(
-                    "the journal has a gap: workflows from sequence {next} up to {} are not persisted yet",
+                    "the journal has a gap: no workflow holds sequence numbers {next} to {} \
+                     (accepted and not persisted yet, if persist is behind; else removed from the journal)",
                     wf.id - 1
                 );
             }

@@ -121,14 +121,11 @@ fn event_messages(e: &Event, workflow: u64, out: &mut Vec<Message>) {
             // The maker's order has no workflow of its own for this fill:
             // the progress poller follows the taker's for it.
             out.push(
-                Message::orders(
-                    t.maker_account.0,
-                    fill(e, t, t.maker_order_id, workflow),
-                )
-                .following(Follow {
-                    workflow_id: workflow,
-                    order_id: t.maker_order_id.0,
-                }),
+                Message::orders(t.maker_account.0, fill(e, t, t.maker_order_id, workflow))
+                    .following(Follow {
+                        workflow_id: workflow,
+                        order_id: t.maker_order_id.0,
+                    }),
             );
             out.push(Message::orders(
                 t.taker_account.0,

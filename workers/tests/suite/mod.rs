@@ -25,6 +25,7 @@ macro_rules! per_database_transport {
     };
 }
 
+mod audit;
 mod connection;
 mod fifo;
 mod harness;

@@ -78,7 +78,7 @@ async fn a_journal_with_a_gap_is_not_loaded(kind: TransportKind) -> anyhow::Resu
     assert!(msg.contains("the journal has a gap"), "{msg}");
     assert!(
         msg.contains(&format!(
-            "from sequence {} up to {}",
+            "no workflow holds sequence numbers {} to {}",
             wfs[1].id,
             wfs2[0].id - 1
         )),

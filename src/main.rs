@@ -113,9 +113,9 @@ enum Ops {
     },
     /// Auditors: replays the whole journal from nothing, checking every
     /// workflow's events and every stored engine snapshot against it; then
-    /// checks each workflow's ledger legs, trade rows and archived record
-    /// (SHA-256, input, legs) and every balance against the journal. Exits
-    /// 1 naming each disagreement.
+    /// checks each workflow's ledger legs, trade rows, published events and
+    /// archived record (SHA-256, input, legs) and every balance against the
+    /// journal. Exits 1 naming each disagreement.
     Verify,
     /// Re-enqueues a dead or stuck workflow from its current step, or from
     /// `--step` (persist, settle, publish, archive). A completed workflow is

@@ -8,6 +8,9 @@
 //!   and none other; legs naming no workflow of the journal are reported too;
 //! - **trades**: once persisted, each trade event has its row, with the
 //!   event's price, quantity, amounts, orders, accounts and fees;
+//! - **stream**: once published, each of its events is on the stream (the
+//!   local event log or Kinesis) as the journal has it; events of workflows
+//!   the journal lacks are reported too;
 //! - **archive**: the object its receipt (`archive_objects`) names exists,
 //!   has the receipt's SHA-256, and holds the journal's input and the
 //!   implied ledger legs; a completed workflow has a receipt.
@@ -21,15 +24,16 @@
 //! trades or archived copy no longer agree with it.
 
 use crate::db::{Arg, Db, Row};
-use crate::sinks::ArchiveStore;
+use crate::runtime::StepEnv;
+use crate::sinks::{ArchiveStore, EventSink};
 use crate::steps::settle::{self, Leg};
 use crate::workflow::{Step, WorkflowInput};
 use anyhow::{Context, Result};
-use pipeline::{EventKind, Market, Trade};
+use pipeline::{Event, EventKind, Trade};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Workflows read at a time.
 const PAGE: i64 = 500;
@@ -46,6 +50,8 @@ pub struct Findings {
     pub legs: u64,
     /// Trade rows that matched their events.
     pub trades: u64,
+    /// Events on the stream that matched the journal's.
+    pub events: u64,
     /// Archived records whose bytes, input and ledger matched.
     pub archived: u64,
     /// `(account, asset)` balances that equal their legs.
@@ -183,15 +189,18 @@ fn legs_differ(what: &str, found: &Legs, implied: &Legs) -> Option<String> {
     })
 }
 
-/// Checks every workflow's ledger legs, trade rows and archived record
-/// against the journal, then the balances against the ledger.
-pub async fn check(
-    db: &Db,
-    archive: &ArchiveStore,
-    markets: &[Market],
-    fee_account: u64,
-) -> Result<Findings> {
+/// Checks every workflow's ledger legs, trade rows, published events and
+/// archived record against the journal, then the balances against the
+/// ledger.
+pub async fn check(env: &StepEnv) -> Result<Findings> {
+    let (db, archive) = (&env.db, &env.archive);
+    let (markets, fee_account) = (&env.markets[..], env.fee_account);
     let mut f = Findings::default();
+    // The stream is read first: a workflow whose events it holds has its
+    // journal row already, so none looks like a stray.
+    let mut stream = Stream::read(&env.sink).await?;
+    let mut journal_ids = HashSet::new();
+    let mut unseen: Vec<(String, u64, Event)> = Vec::new();
     let mut after = -1i64;
     // Legs per (account, asset), summed from the ledger as read.
     let mut sums: HashMap<(u64, String), ExactSum> = HashMap::new();
@@ -234,7 +243,17 @@ pub async fn check(
         let trades = trades_of(db, wfs.iter().map(|(wf, ..)| wf)).await?;
         for (wf, state, done) in &wfs {
             f.workflows += 1;
+            journal_ids.insert(wf.id);
             let name = describe(wf);
+            if *done > 2 {
+                for e in &wf.events {
+                    match stream.check(wf.id, e) {
+                        Published::Same => f.events += 1,
+                        Published::Missing => unseen.push((name.clone(), wf.id, e.clone())),
+                        Published::Differs(d) => f.problem(format!("{name}: {d}")),
+                    }
+                }
+            }
             let implied = expected(
                 settle::legs(wf, markets, fee_account)
                     .with_context(|| format!("{name}: its legs"))?,
@@ -280,8 +299,28 @@ pub async fn check(
             }
         }
     }
-    // (A count, not `legs_read`: legs settled after their page was read
-    // are not strays.)
+    let strays = stream.workflows.difference(&journal_ids).count();
+    if strays > 0 {
+        f.problem(format!(
+            "the stream holds events of {strays} workflows the journal does not have"
+        ));
+    }
+    // Events published after the stream was read are looked for once more.
+    if !unseen.is_empty() {
+        stream = Stream::read(&env.sink).await?;
+        for (name, id, e) in unseen {
+            match stream.check(id, &e) {
+                Published::Same => f.events += 1,
+                Published::Missing => f.problem(format!(
+                    "{name}: published, but event {} is not on the stream",
+                    e.seq
+                )),
+                Published::Differs(d) => f.problem(format!("{name}: {d}")),
+            }
+        }
+    }
+    // (A count, not the legs read page by page: legs settled after their
+    // page was read are not strays.)
     let strays = db
         .rows(
             "select count(*) from ledger_entries l \
@@ -378,6 +417,65 @@ async fn settled_balance(db: &Db, account: u64, asset: &str) -> Result<(ExactSum
         before = after;
     }
     unreachable!("the loop returns")
+}
+
+/// The published events, by sequence number (a record sent twice, as a
+/// crashed publish may, must say the same both times).
+struct Stream {
+    /// Sequence number → (workflow, event) as first read.
+    events: HashMap<u64, (u64, Event)>,
+    /// The workflows the stream names.
+    workflows: HashSet<u64>,
+    /// Sequence numbers whose records disagree with each other.
+    conflicting: HashSet<u64>,
+}
+
+/// What the stream holds of one event.
+enum Published {
+    Same,
+    Missing,
+    Differs(String),
+}
+
+impl Stream {
+    async fn read(sink: &EventSink) -> Result<Stream> {
+        let mut s = Stream {
+            events: HashMap::new(),
+            workflows: HashSet::new(),
+            conflicting: HashSet::new(),
+        };
+        for r in sink.read_all().await.context("Failed to read the stream")? {
+            s.workflows.insert(r.workflow_id);
+            let seq = r.event.seq;
+            match s.events.get(&seq) {
+                Some(first) if *first != (r.workflow_id, r.event.clone()) => {
+                    s.conflicting.insert(seq);
+                }
+                Some(_) => {}
+                None => {
+                    s.events.insert(seq, (r.workflow_id, r.event));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    fn check(&self, workflow: u64, e: &Event) -> Published {
+        match self.events.get(&e.seq) {
+            None => Published::Missing,
+            Some(_) if self.conflicting.contains(&e.seq) => Published::Differs(format!(
+                "the stream holds event {} twice, with different contents",
+                e.seq
+            )),
+            Some((w, published)) if *w != workflow || published != e => {
+                Published::Differs(format!(
+                    "its event {} on the stream differs from the journal's",
+                    e.seq
+                ))
+            }
+            Some(_) => Published::Same,
+        }
+    }
 }
 
 /// `workflow 64 (account 1003)`, `workflow 9 (order 3, account 1001)`.

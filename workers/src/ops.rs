@@ -300,7 +300,7 @@ pub async fn verify(db: &Db) -> Result<String> {
 /// ledger legs, trade rows and archived records per workflow, then the
 /// balances. An error lists what disagrees.
 pub async fn verify_records(env: &crate::runtime::StepEnv) -> Result<String> {
-    let f = crate::audit::check(&env.db, &env.archive, &env.markets, env.fee_account).await?;
+    let f = crate::audit::check(env).await?;
     if !f.is_clean() {
         let mut out = format!(
             "the records disagree with the journal ({} problems):\n",
@@ -316,9 +316,10 @@ pub async fn verify_records(env: &crate::runtime::StepEnv) -> Result<String> {
     }
     Ok(format!(
         "records: {} workflows; {} ledger legs and {} trade rows as their events imply; \
+         {} events on the stream as the journal has them; \
          {} archived records with their receipts' SHA-256, the journal's input and its legs; \
          {} balances equal their legs, every asset's legs sum to zero\n",
-        f.workflows, f.legs, f.trades, f.archived, f.balances
+        f.workflows, f.legs, f.trades, f.events, f.archived, f.balances
     ))
 }
 

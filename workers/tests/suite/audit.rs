@@ -26,9 +26,10 @@ async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> an
     let report = workers::ops::verify_records(&app.services.runtime.env).await?;
     // 4 deposits (2 legs each) and one trade (6 legs: base, quote, fees).
     let legs = app.count("select count(*) from ledger_entries").await?;
+    let events: usize = wfs.iter().map(|w| w.events.len()).sum();
     assert!(
         report.contains(&format!(
-            "records: 6 workflows; {legs} ledger legs and 1 trade rows as their events imply; 6 archived records"
+            "records: 6 workflows; {legs} ledger legs and 1 trade rows as their events imply; {events} events on the stream as the journal has them; 6 archived records"
         )),
         "{report}"
     );
@@ -58,6 +59,12 @@ async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> an
     let p = problems(&app).await;
     assert!(p.contains(&format!("workflow {dep} (account 1002): its ledger has posting deposit:{dep} leg 0 as account 1002 10 BTC")), "{p}");
     assert!(p.contains("the journal row was altered"), "{p}");
+    assert!(
+        p.contains(&format!(
+            "its event {dep} on the stream differs from the journal's"
+        )),
+        "{p}"
+    );
     exec(
         "update workflows set input = $2 where id = $1",
         vec![Arg::I64(dep), Arg::Text(input)],
@@ -126,6 +133,25 @@ async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> an
     assert!(p.contains("'s row differs from its event in price"), "{p}");
     exec("update trades set price = '30000'", vec![]).await?;
 
+    // A published event edited on the stream (the local event log here;
+    // Kinesis keeps what was put).
+    let workers::sinks::EventSink::Local(log) = &app.services.runtime.env.sink else {
+        unreachable!("the database transports publish to the local event log")
+    };
+    let path = log.path().to_path_buf();
+    let text = std::fs::read_to_string(&path)?;
+    assert!(text.contains("\"100000\""), "{text}");
+    std::fs::write(&path, text.replacen("\"100000\"", "\"900000\"", 1))?;
+    let p = problems(&app).await;
+    let first = wfs[0].id;
+    assert!(
+        p.contains(&format!(
+            "workflow {first} (account 1001): its event {first} on the stream differs"
+        )),
+        "{p}"
+    );
+    std::fs::write(&path, text)?;
+
     // An archived record edited, then deleted.
     let ArchiveStore::Dir(dir) = app.archive() else {
         unreachable!("the database transports archive to a directory")
@@ -164,3 +190,23 @@ async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> an
     Ok(())
 }
 per_database_transport!(verify_finds_every_alteration_of_the_records);
+
+/// On every transport (SQS with Kinesis and S3 too), the records of a
+/// finished run agree with the journal.
+async fn verify_finds_the_records_of_a_run_whole(kind: TransportKind) -> anyhow::Result<()> {
+    let mut app = App::spawn(kind).await?;
+    app.start_workers();
+    let wfs = fund_and_trade(&mut app).await?;
+    app.wait_all_completed().await?;
+    app.stop_workers().await?;
+    let report = workers::ops::verify_records(&app.services.runtime.env).await?;
+    let events: usize = wfs.iter().map(|w| w.events.len()).sum();
+    assert!(
+        report.contains(&format!(
+            "{events} events on the stream as the journal has them; 6 archived records"
+        )),
+        "{report}"
+    );
+    Ok(())
+}
+per_transport!(verify_finds_the_records_of_a_run_whole);

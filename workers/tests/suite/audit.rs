@@ -7,6 +7,7 @@ use super::harness::*;
 use workers::config::TransportKind;
 use workers::db::Arg;
 use workers::sinks::ArchiveStore;
+use workers::workflow::WorkflowInput;
 
 /// The problems `verify_records` names, or a panic if it found none.
 async fn problems(app: &App) -> String {
@@ -16,12 +17,18 @@ async fn problems(app: &App) -> String {
     format!("{err:#}")
 }
 
-async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> anyhow::Result<()> {
+/// [`fund_and_trade`] with every workflow completed and the workers stopped.
+async fn finished_run(kind: TransportKind) -> anyhow::Result<(App, Vec<WorkflowInput>)> {
     let mut app = App::spawn(kind).await?;
     app.start_workers();
     let wfs = fund_and_trade(&mut app).await?;
     app.wait_all_completed().await?;
     app.stop_workers().await?;
+    Ok((app, wfs))
+}
+
+async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> anyhow::Result<()> {
+    let (app, wfs) = finished_run(kind).await?;
     let db = app.db().clone();
     let report = workers::ops::verify_records(&app.services.runtime.env).await?;
     // 4 deposits (2 legs each) and one trade (6 legs: base, quote, fees).
@@ -86,7 +93,17 @@ async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> an
         p.contains("the balance of account 1002 in BTC is 9.8, its ledger legs sum to 11.8"),
         "{p}"
     );
-    amount("update ledger_entries set amount = '10' where workflow_id = $1 and leg = 0").await?;
+    let n = amount("update ledger_entries set amount = '10' where workflow_id = $1 and leg = 0")
+        .await?;
+    assert_eq!(n, 1);
+    let back = db
+        .rows(
+            "select amount from ledger_entries where workflow_id = $1 and leg = 0",
+            &[Arg::I64(dep)],
+        )
+        .await?[0]
+        .dec(0)?;
+    assert_eq!(back, rust_decimal::Decimal::from(10), "restored");
 
     // A balance changed alone.
     let honest = db
@@ -194,11 +211,7 @@ per_database_transport!(verify_finds_every_alteration_of_the_records);
 /// On every transport (SQS with Kinesis and S3 too), the records of a
 /// finished run agree with the journal.
 async fn verify_finds_the_records_of_a_run_whole(kind: TransportKind) -> anyhow::Result<()> {
-    let mut app = App::spawn(kind).await?;
-    app.start_workers();
-    let wfs = fund_and_trade(&mut app).await?;
-    app.wait_all_completed().await?;
-    app.stop_workers().await?;
+    let (app, wfs) = finished_run(kind).await?;
     let report = workers::ops::verify_records(&app.services.runtime.env).await?;
     let events: usize = wfs.iter().map(|w| w.events.len()).sum();
     assert!(

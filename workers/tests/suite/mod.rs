@@ -26,6 +26,7 @@ macro_rules! per_database_transport {
 }
 
 mod audit;
+mod cancel;
 mod connection;
 mod fifo;
 mod harness;

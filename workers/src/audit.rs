@@ -29,6 +29,7 @@ use crate::sinks::{ArchiveStore, EventSink};
 use crate::steps::settle::{self, Leg};
 use crate::workflow::{Step, WorkflowInput};
 use anyhow::{Context, Result};
+use futures::StreamExt;
 use pipeline::{Event, EventKind, Trade};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -241,7 +242,33 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
             wfs.push((wf, state, done));
         }
         let trades = trades_of(db, wfs.iter().map(|(wf, ..)| wf)).await?;
-        for (wf, state, done) in &wfs {
+        let mut implied_legs = Vec::with_capacity(wfs.len());
+        for (wf, ..) in &wfs {
+            implied_legs.push(expected(
+                settle::legs(wf, markets, fee_account)
+                    .with_context(|| format!("{}: its legs", describe(wf)))?,
+            ));
+        }
+        // The archived records of the page, 16 reads at a time (on S3 each
+        // is a GET).
+        let archived: Vec<Option<Option<String>>> =
+            futures::stream::iter(wfs.iter().zip(&implied_legs))
+                .map(|((wf, ..), implied)| {
+                    let receipt = receipts.get(&(wf.id as i64));
+                    async move {
+                        match receipt {
+                            Some((key, sha)) => {
+                                Some(archived_differs(archive, key, sha, wf, implied).await)
+                            }
+                            None => None,
+                        }
+                    }
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        for (((wf, state, done), implied), archived) in wfs.iter().zip(&implied_legs).zip(archived)
+        {
             f.workflows += 1;
             journal_ids.insert(wf.id);
             let name = describe(wf);
@@ -254,13 +281,9 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
                     }
                 }
             }
-            let implied = expected(
-                settle::legs(wf, markets, fee_account)
-                    .with_context(|| format!("{name}: its legs"))?,
-            );
             let found = ledger.get(&(wf.id as i64));
             match found {
-                Some(found) => match legs_differ("its ledger", found, &implied) {
+                Some(found) => match legs_differ("its ledger", found, implied) {
                     Some(d) => f.problem(format!("{name}: {d}")),
                     None => f.legs += found.len() as u64,
                 },
@@ -287,15 +310,15 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
                     }
                 }
             }
-            match receipts.get(&(wf.id as i64)) {
-                Some((key, sha)) => match archived_differs(archive, key, sha, wf, &implied).await {
-                    Some(d) => f.problem(format!("{name}: the archived record {key} {d}")),
-                    None => f.archived += 1,
-                },
-                None if state == "completed" => {
+            match (receipts.get(&(wf.id as i64)), archived) {
+                (Some((key, _)), Some(Some(d))) => {
+                    f.problem(format!("{name}: the archived record {key} {d}"));
+                }
+                (Some(_), _) => f.archived += 1,
+                (None, _) if state == "completed" => {
                     f.problem(format!("{name}: completed, but it has no archive receipt"));
                 }
-                None => {}
+                (None, _) => {}
             }
         }
     }

@@ -283,43 +283,42 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
              or point CLEARWAY_DATA_DIR at its data directory"
         );
     }
-    if let Ops::Replay {
-        workflow_id,
-        step,
-        force,
-    } = ops
-    {
-        let step = match step.as_deref() {
-            Some(s) => Some(workers::workflow::Step::parse(s).with_context(|| {
-                format!("unknown step {s:?}: use persist, settle, publish or archive")
-            })?),
-            None => None,
-        };
-        let services = connect(settings, "clearway-ops").await?;
-        print!(
-            "{}",
-            workers::ops::replay(&services, workflow_id, step, force).await?
-        );
-        return Ok(());
-    }
-    if let Ops::Verify = ops {
-        let services = connect(settings, "clearway-ops").await?;
-        print!("{}", workers::ops::verify(&services.db).await?);
-        print!(
-            "{}",
-            workers::ops::verify_records(&services.runtime.env).await?
-        );
-        return Ok(());
-    }
-    let db = workers::db::Db::connect(&settings.database_url, 2).await?;
+    // Workflows and trace read the database alone; replay enqueues and
+    // verify reads the stream and the archive, so they connect to all.
     let text = match ops {
         Ops::Workflows {
             state,
             stuck_after_secs,
             limit,
-        } => workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?,
-        Ops::Trace { order_id } => workers::ops::trace(&db, order_id).await?,
-        Ops::Verify | Ops::Replay { .. } => unreachable!("handled above"),
+        } => {
+            let db = workers::db::Db::connect(&settings.database_url, 2).await?;
+            workers::ops::workflows(&db, state.as_deref(), stuck_after_secs, limit).await?
+        }
+        Ops::Trace { order_id } => {
+            let db = workers::db::Db::connect(&settings.database_url, 2).await?;
+            workers::ops::trace(&db, order_id).await?
+        }
+        Ops::Replay {
+            workflow_id,
+            step,
+            force,
+        } => {
+            let step = match step.as_deref() {
+                Some(s) => Some(workers::workflow::Step::parse(s).with_context(|| {
+                    format!("unknown step {s:?}: use persist, settle, publish or archive")
+                })?),
+                None => None,
+            };
+            let services = connect(settings, "clearway-ops").await?;
+            workers::ops::replay(&services, workflow_id, step, force).await?
+        }
+        Ops::Verify => {
+            let services = connect(settings, "clearway-ops").await?;
+            // The journal first: the records are checked against it.
+            let journal = workers::ops::verify(&services.db).await?;
+            print!("{journal}");
+            workers::ops::verify_records(&services.runtime.env).await?
+        }
     };
     print!("{text}");
     Ok(())

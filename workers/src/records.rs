@@ -9,6 +9,7 @@ pub use write::*;
 use crate::db::{Arg, Db, Row};
 use anyhow::Result;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// `$1, $2, …` for `n` parameters starting at `$from`.
 pub fn placeholders(from: usize, n: usize) -> String {
@@ -122,13 +123,15 @@ pub async fn trace(db: &Db, order_id: u64) -> Result<Vec<(WorkflowRow, Vec<Attem
             &[Arg::I64(order_id as i64)],
         )
         .await?;
-    let mut out = Vec::new();
-    for w in wfs {
-        let w = workflow_row(&w)?;
-        let attempts = attempts_of(db, w.id).await?;
-        out.push((w, attempts));
-    }
-    Ok(out)
+    let wfs = wfs.iter().map(workflow_row).collect::<Result<Vec<_>>>()?;
+    let mut attempts = attempts_of(db, wfs.iter().map(|w| w.id)).await?;
+    Ok(wfs
+        .into_iter()
+        .map(|w| {
+            let a = attempts.remove(&w.id).unwrap_or_default();
+            (w, a)
+        })
+        .collect())
 }
 
 /// A workflow of another order's command that filled `order_id` as the
@@ -165,40 +168,48 @@ pub async fn maker_fills(db: &Db, order_id: u64) -> Result<Vec<MakerFill>> {
         let trade_id = r.i64(11)? as u64;
         match out.last_mut() {
             Some(f) if f.workflow.id == r.i64(0)? as u64 => f.trade_ids.push(trade_id),
-            _ => {
-                let workflow = workflow_row(r)?;
-                let attempts = attempts_of(db, workflow.id).await?;
-                out.push(MakerFill {
-                    workflow,
-                    trade_ids: vec![trade_id],
-                    attempts,
-                });
-            }
+            _ => out.push(MakerFill {
+                workflow: workflow_row(r)?,
+                trade_ids: vec![trade_id],
+                attempts: Vec::new(),
+            }),
         }
+    }
+    let mut attempts = attempts_of(db, out.iter().map(|f| f.workflow.id)).await?;
+    for f in &mut out {
+        f.attempts = attempts.remove(&f.workflow.id).unwrap_or_default();
     }
     Ok(out)
 }
 
-/// Every attempt of workflow `id`, oldest first.
-async fn attempts_of(db: &Db, id: u64) -> Result<Vec<Attempt>> {
-    db.rows(
-        "select workflow_id, step, attempt, worker, started_at, finished_at, outcome, error \
-         from workflow_attempts where workflow_id = $1 order by id",
-        &[Arg::I64(id as i64)],
-    )
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(Attempt {
-            workflow_id: r.i64(0)? as u64,
-            step: r.text(1)?,
-            attempt: r.i64(2)? as u32,
-            worker: r.text(3)?,
-            started_at: r.i64(4)?,
-            finished_at: r.i64(5)?,
-            outcome: r.text(6)?,
-            error: r.opt_text(7)?,
-        })
-    })
-    .collect()
+/// Every attempt of the workflows `ids`, oldest first, by workflow: one
+/// query per thousand workflows, not one each.
+async fn attempts_of(
+    db: &Db,
+    ids: impl Iterator<Item = u64>,
+) -> Result<HashMap<u64, Vec<Attempt>>> {
+    let ids: Vec<Arg> = ids.map(|id| Arg::I64(id as i64)).collect();
+    let mut out: HashMap<u64, Vec<Attempt>> = HashMap::new();
+    for chunk in ids.chunks(1_000) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "select workflow_id, step, attempt, worker, started_at, finished_at, outcome, error \
+             from workflow_attempts where workflow_id in ({}) order by id",
+            marks.join(", ")
+        );
+        for r in db.rows(&sql, chunk).await? {
+            let attempt = Attempt {
+                workflow_id: r.i64(0)? as u64,
+                step: r.text(1)?,
+                attempt: r.i64(2)? as u32,
+                worker: r.text(3)?,
+                started_at: r.i64(4)?,
+                finished_at: r.i64(5)?,
+                outcome: r.text(6)?,
+                error: r.opt_text(7)?,
+            };
+            out.entry(attempt.workflow_id).or_default().push(attempt);
+        }
+    }
+    Ok(out)
 }

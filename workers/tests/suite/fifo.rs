@@ -30,6 +30,37 @@ fn queue(app: &App) -> &workers::transport::sqs::SqsQueue {
 
 /// Funds both traders and runs the workers until that is done, so that
 /// what follows is the only traffic on the persist queue.
+/// A resting sell of account 1002 and its cancel, group-committed one after
+/// the other (not run): (placement, cancel, order id).
+async fn sell_then_cancel(app: &mut App) -> anyhow::Result<(WorkflowInput, WorkflowInput, u64)> {
+    let sell = app
+        .submit(vec![limit(1002, Side::Sell, "30000.00", "0.5")])
+        .await?
+        .remove(0);
+    let order = sell.order_id().expect("an order");
+    let cancel = app
+        .submit(vec![Command::Cancel {
+            account: AccountId(1002),
+            order_id: OrderId(order),
+        }])
+        .await?
+        .remove(0);
+    Ok((sell, cancel, order))
+}
+
+/// Order `order`'s persisted row: status, filled, open quantity.
+async fn order_row(app: &App, order: u64) -> anyhow::Result<workers::db::Row> {
+    let mut rows = app
+        .db()
+        .rows(
+            "select status, filled, open_quantity from orders where order_id = $1",
+            &[Arg::I64(order as i64)],
+        )
+        .await?;
+    anyhow::ensure!(rows.len() == 1, "order {order} has {} rows", rows.len());
+    Ok(rows.remove(0))
+}
+
 async fn funded(kind: TransportKind) -> anyhow::Result<App> {
     let mut app = App::spawn(kind).await?;
     app.submit(vec![
@@ -111,16 +142,10 @@ async fn a_fill_delivered_before_its_placement_runs_after_it(
         ["retry", "done"]
     );
     assert_eq!(outcomes(&app, sell[0].id, "persist").await?, ["done"]);
-    let sold = app
-        .db()
-        .rows(
-            "select status, filled, open_quantity from orders where order_id = $1",
-            &[Arg::I64(sell[0].order_id().expect("an order") as i64)],
-        )
-        .await?;
-    assert_eq!(sold[0].text(0)?, "open");
-    assert_eq!(sold[0].dec(1)?, dec("0.2"));
-    assert_eq!(sold[0].dec(2)?, dec("0.3"));
+    let sold = order_row(&app, sell[0].order_id().expect("an order")).await?;
+    assert_eq!(sold.text(0)?, "open");
+    assert_eq!(sold.dec(1)?, dec("0.2"));
+    assert_eq!(sold.dec(2)?, dec("0.3"));
     app.stop_workers().await
 }
 per_transport!(a_fill_delivered_before_its_placement_runs_after_it: sqs Sqs);
@@ -132,29 +157,14 @@ async fn a_cancel_delivered_before_its_placement_is_not_lost(
     kind: TransportKind,
 ) -> anyhow::Result<()> {
     let mut app = funded(kind).await?;
-    let sell = app
-        .submit(vec![limit(1002, Side::Sell, "30000.00", "0.5")])
-        .await?;
-    let order = sell[0].order_id().expect("an order");
-    let cancel = app
-        .submit(vec![Command::Cancel {
-            account: AccountId(1002),
-            order_id: OrderId(order),
-        }])
-        .await?;
-    received_by_a_killed_worker(&app, &[sell[0].clone(), cancel[0].clone()]).await?;
+    let (sell, cancel, order) = sell_then_cancel(&mut app).await?;
+    received_by_a_killed_worker(&app, &[sell, cancel]).await?;
 
     app.start_workers();
     app.wait_all_completed().await?;
-    let row = app
-        .db()
-        .rows(
-            "select status, open_quantity from orders where order_id = $1",
-            &[Arg::I64(order as i64)],
-        )
-        .await?;
-    assert_eq!(row[0].text(0)?, "cancelled", "as the engine has it");
-    assert_eq!(row[0].dec(1)?, dec("0"));
+    let row = order_row(&app, order).await?;
+    assert_eq!(row.text(0)?, "cancelled", "as the engine has it");
+    assert_eq!(row.dec(2)?, dec("0"));
     assert_eq!(queue(&app).dead_letters(Step::Persist).await?, 0);
     app.stop_workers().await
 }
@@ -166,18 +176,7 @@ per_transport!(a_cancel_delivered_before_its_placement_is_not_lost: sqs Sqs);
 async fn persist_refuses_a_cancel_before_its_placement(kind: TransportKind) -> anyhow::Result<()> {
     let mut app = App::spawn(kind).await?;
     app.submit(vec![deposit(1002, "BTC", "10")]).await?;
-    let sell = app
-        .submit(vec![limit(1002, Side::Sell, "30000.00", "0.5")])
-        .await?
-        .remove(0);
-    let order = sell.order_id().expect("an order");
-    let cancel = app
-        .submit(vec![Command::Cancel {
-            account: AccountId(1002),
-            order_id: OrderId(order),
-        }])
-        .await?
-        .remove(0);
+    let (sell, cancel, order) = sell_then_cancel(&mut app).await?;
     let mut tx = app.db().begin().await?;
     let err = workers::steps::persist::run(&mut tx, &cancel)
         .await
@@ -193,14 +192,7 @@ async fn persist_refuses_a_cancel_before_its_placement(kind: TransportKind) -> a
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     tx.commit().await?;
-    let row = app
-        .db()
-        .rows(
-            "select status from orders where order_id = $1",
-            &[Arg::I64(order as i64)],
-        )
-        .await?;
-    assert_eq!(row[0].text(0)?, "cancelled");
+    assert_eq!(order_row(&app, order).await?.text(0)?, "cancelled");
     Ok(())
 }
 per_database_transport!(persist_refuses_a_cancel_before_its_placement);

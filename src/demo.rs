@@ -309,11 +309,11 @@ pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
     eprintln!("demo: funding {} accounts", args.accounts);
     for a in 0..args.accounts {
         for (asset, amount) in [("USD", 100_000_000u64), ("BTC", 10_000)] {
-            let cmd = Command::Deposit {
-                account: AccountId(first_account + a),
-                asset: Asset::parse(asset)?,
-                amount: Decimal::from(amount),
-            };
+            let cmd = Command::deposit(
+                AccountId(first_account + a),
+                Asset::parse(asset)?,
+                Decimal::from(amount),
+            );
             built
                 .host
                 .submit(cmd)

@@ -198,11 +198,11 @@ pub async fn seed_demo_funds(host: &EngineHandle, db: &workers::db::Db) -> Resul
     }
     for account in DEMO_ACCOUNTS {
         for (asset, amount) in [("USD", 1_000_000), ("BTC", 100), ("ETH", 1_000)] {
-            let cmd = Command::Deposit {
-                account: AccountId(account),
-                asset: Asset::parse(asset)?,
-                amount: Decimal::from(amount),
-            };
+            let cmd = Command::deposit(
+                AccountId(account),
+                Asset::parse(asset)?,
+                Decimal::from(amount),
+            );
             host.submit(cmd)
                 .await
                 .map_err(|e| anyhow::anyhow!("Failed to seed demo funds: {e}"))?;

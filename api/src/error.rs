@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pipeline::Reject;
 use serde::Serialize;
+use workers::client_ids::Space;
 
 /// Everything a route can answer besides success. Each variant names its status.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +34,10 @@ pub enum ApiError {
     /// 408: the request body did not arrive in time.
     #[error("the request body did not arrive within {0} s")]
     RequestTimeout(u64),
-    /// 409: `client_order_id` reused with different parameters.
-    #[error("client_order_id {0:?} was already used with different parameters")]
-    ClientOrderIdConflict(String),
+    /// 409: `client_order_id` (or, for a transfer, `client_transfer_id`)
+    /// reused with different parameters.
+    #[error("{field} {id:?} was already used with different parameters", field = id_field(*.0), id = .1)]
+    ClientIdConflict(Space, String),
     /// 413: the body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -91,7 +93,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::ClientOrderIdConflict(_) => StatusCode::CONFLICT,
+            ApiError::ClientIdConflict(..) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } | ApiError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -110,7 +112,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RequestTimeout(_) => "request_timeout",
-            ApiError::ClientOrderIdConflict(_) => "client_order_id_conflict",
+            ApiError::ClientIdConflict(Space::Order, _) => "client_order_id_conflict",
+            ApiError::ClientIdConflict(Space::Transfer, _) => "client_transfer_id_conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Rejected(r) => r.code(),
@@ -126,6 +129,14 @@ impl ApiError {
             code,
             detail: detail.into(),
         }
+    }
+}
+
+/// The request field that holds a client id of `space`.
+fn id_field(space: Space) -> &'static str {
+    match space {
+        Space::Order => "client_order_id",
+        Space::Transfer => "client_transfer_id",
     }
 }
 

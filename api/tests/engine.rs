@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use reqwest::Response;
-use serde_json::Value;
+use serde_json::{Value, json};
 use workers::db::Db;
 
 /// A small resting sell with a client order id.
@@ -157,6 +157,11 @@ async fn a_restart_resumes_from_the_newest_snapshot(postgres: bool) {
         ..Default::default()
     };
     let app = spawn_app_with_snapshots(postgres, policy).await;
+    // A deposit with a transfer id before the snapshot, and one after it.
+    let deposit = |id: &str| json!({"account_id": BUYER, "asset": "USD", "amount": "7", "client_transfer_id": id});
+    let early = app.operate("/v1/deposits", &deposit("early")).await;
+    assert_eq!(early.status(), 202);
+    let early: Value = early.json().await.expect("a transfer");
     for i in 0..16 {
         let price = format!("{}", 90_000 + i * 10);
         let mut body = limit_sell(&price, "0.01");
@@ -183,6 +188,9 @@ async fn a_restart_resumes_from_the_newest_snapshot(postgres: bool) {
             .is_some()
     })
     .await;
+    let late = app.operate("/v1/deposits", &deposit("late")).await;
+    assert_eq!(late.status(), 202);
+    let late: Value = late.json().await.expect("a transfer");
     let book = app.get_json(SELLER, "/v1/markets/BTC-USD/book").await;
     let balances = [
         app.get_json(SELLER, "/v1/balances").await,
@@ -219,6 +227,22 @@ async fn a_restart_resumes_from_the_newest_snapshot(postgres: bool) {
         "client_order_id_conflict",
     )
     .await;
+    // So are transfer ids, from the snapshot and from the replay after it.
+    for (id, original) in [("early", &early), ("late", &late)] {
+        let again = app.operate("/v1/deposits", &deposit(id)).await;
+        assert_eq!(again.status(), 200, "a retry of {id}");
+        let again: Value = again.json().await.expect("a transfer");
+        assert_eq!(again["workflow_id"], original["workflow_id"]);
+        let mut other = deposit(id);
+        other["amount"] = "8".into();
+        assert_problem(
+            app.operate("/v1/deposits", &other).await,
+            409,
+            "client_transfer_id_conflict",
+        )
+        .await;
+    }
+    assert_eq!(app.get_json(BUYER, "/v1/balances").await, balances[1]);
     // And the engine goes on from where it was.
     assert_eq!(app.place(SELLER, sell("after-restart")).await.status(), 202);
 }

@@ -295,6 +295,17 @@ impl TestApp {
             .expect("a JSON body")
     }
 
+    /// `POST path` (`/v1/deposits`, `/v1/withdrawals`) as an operator.
+    pub async fn operate(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token(900, &["operate"]))
+            .json(body)
+            .send()
+            .await
+            .expect("a response")
+    }
+
     pub async fn place(&self, account: u64, body: Value) -> Response {
         self.post(account, "/v1/orders", &body)
             .send()

@@ -199,6 +199,102 @@ async fn a_cancel_releases_the_hold_and_answers_cancelled() {
     assert_eq!(dec(&balances["balances"]["USD"]["held"]), Decimal::ZERO);
 }
 
+/// `account`'s available USD (none before its first deposit).
+async fn usd(app: &TestApp, account: u64) -> Decimal {
+    let b = app.get_json(account, "/v1/balances").await;
+    let usd = &b["balances"]["USD"]["available"];
+    if usd.is_null() {
+        Decimal::ZERO
+    } else {
+        dec(usd)
+    }
+}
+
+/// A deposit or withdrawal retried with its `client_transfer_id` moves the
+/// funds once and gets the original answer; the id with other parameters,
+/// or on the other kind of transfer, is a 409; another account may use it.
+#[tokio::test]
+async fn a_transfer_id_moves_funds_once() {
+    let app = spawn_app().await;
+    let before = usd(&app, PAUPER).await;
+    let body = json!({"account_id": PAUPER, "asset": "USD", "amount": "100", "client_transfer_id": "bank:7781"});
+    let first = app.operate("/v1/deposits", &body).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["client_transfer_id"], "bank:7781");
+    let again = app.operate("/v1/deposits", &body).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["workflow_id"], first["workflow_id"]);
+    assert_eq!(again["sequence"], first["sequence"]);
+    assert_eq!(usd(&app, PAUPER).await, before + Decimal::from(100));
+
+    // "100.00" is the same amount: still a retry.
+    let mut same = body.clone();
+    same["amount"] = "100.00".into();
+    assert_eq!(app.operate("/v1/deposits", &same).await.status(), 200);
+    let mut other = body.clone();
+    other["amount"] = "101".into();
+    let problem = assert_problem(
+        app.operate("/v1/deposits", &other).await,
+        409,
+        "client_transfer_id_conflict",
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().contains("bank:7781"));
+    assert_problem(
+        app.operate("/v1/withdrawals", &body).await,
+        409,
+        "client_transfer_id_conflict",
+    )
+    .await;
+    assert_eq!(usd(&app, PAUPER).await, before + Decimal::from(100));
+
+    // A withdrawal has ids of its own kind; another account may reuse one.
+    let out = json!({"account_id": PAUPER, "asset": "USD", "amount": "40", "client_transfer_id": "out-1"});
+    assert_eq!(app.operate("/v1/withdrawals", &out).await.status(), 202);
+    assert_eq!(app.operate("/v1/withdrawals", &out).await.status(), 200);
+    assert_eq!(usd(&app, PAUPER).await, before + Decimal::from(60));
+    let mut elsewhere = body.clone();
+    elsewhere["account_id"] = BUYER.into();
+    assert_eq!(app.operate("/v1/deposits", &elsewhere).await.status(), 202);
+
+    // Without an id every request moves funds, as before.
+    let plain = json!({"account_id": PAUPER, "asset": "USD", "amount": "1"});
+    assert_eq!(app.operate("/v1/deposits", &plain).await.status(), 202);
+    assert_eq!(app.operate("/v1/deposits", &plain).await.status(), 202);
+    assert_eq!(usd(&app, PAUPER).await, before + Decimal::from(62));
+
+    // The IETF draft's `Idempotency-Key` header is the same id.
+    let keyed = |key: &str| {
+        app.client
+            .post(app.url("/v1/deposits"))
+            .bearer_auth(token(900, &["operate"]))
+            .header("idempotency-key", key)
+            .json(&json!({"account_id": PAUPER, "asset": "USD", "amount": "5"}))
+            .send()
+    };
+    assert_eq!(keyed("hdr-1").await.unwrap().status(), 202);
+    assert_eq!(keyed("hdr-1").await.unwrap().status(), 200);
+    assert_eq!(usd(&app, PAUPER).await, before + Decimal::from(67));
+    assert_problem(
+        keyed("bank:7781").await.unwrap(),
+        409,
+        "client_transfer_id_conflict",
+    )
+    .await;
+
+    let mut bad = body.clone();
+    bad["client_transfer_id"] = "has space".into();
+    assert_problem(
+        app.operate("/v1/deposits", &bad).await,
+        422,
+        "invalid_client_transfer_id",
+    )
+    .await;
+    assert_eq!(usd(&app, PAUPER).await, before + Decimal::from(67));
+}
+
 #[tokio::test]
 async fn a_deposit_needs_the_operate_scope() {
     let app = spawn_app().await;

@@ -182,11 +182,7 @@ fn run(mix: &Mix) {
     for a in 1..=ACCOUNTS {
         for (asset, amount) in [("USD", 1_000_000_000i64), ("BTC", 10_000_000)] {
             let asset = Asset::parse(asset).unwrap();
-            let cmd = Command::Deposit {
-                account: AccountId(a),
-                asset,
-                amount: Decimal::from(amount),
-            };
+            let cmd = Command::deposit(AccountId(a), asset, Decimal::from(amount));
             engine.apply(cmd, 0).unwrap();
         }
     }

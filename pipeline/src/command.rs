@@ -33,6 +33,24 @@ pub struct NewOrder {
     pub stp: SelfTradePrevention,
 }
 
+/// Funds moved into or out of an account by an operator. Stored as
+/// `{"deposit": {...}}` or `{"withdraw": {...}}`, as before the transfer id
+/// existed, so older journals read unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The account credited or debited.
+    pub account: AccountId,
+    /// The asset.
+    pub asset: Asset,
+    /// Strictly positive, within the asset's precision.
+    pub amount: Decimal,
+    /// The operator's own reference (a bank transfer's, a chain
+    /// transaction's): unique per account, as `client_order_id` is, so a
+    /// retried request moves the funds once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_transfer_id: Option<ClientOrderId>,
+}
+
 /// An instruction to the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,21 +79,29 @@ pub enum Command {
         quantity: Option<Quantity>,
     },
     /// Credit an account's available balance.
-    Deposit {
-        /// The account credited.
-        account: AccountId,
-        /// The asset.
-        asset: Asset,
-        /// Strictly positive, within the asset's precision.
-        amount: Decimal,
-    },
-    /// Debit an account's available balance.
-    Withdraw {
-        /// The account debited.
-        account: AccountId,
-        /// The asset.
-        asset: Asset,
-        /// Strictly positive, within the asset's precision, at most the available balance.
-        amount: Decimal,
-    },
+    Deposit(Transfer),
+    /// Debit an account's available balance: at most what is available.
+    Withdraw(Transfer),
+}
+
+impl Command {
+    /// A deposit without a transfer id.
+    pub fn deposit(account: AccountId, asset: Asset, amount: Decimal) -> Command {
+        Command::Deposit(Transfer {
+            account,
+            asset,
+            amount,
+            client_transfer_id: None,
+        })
+    }
+
+    /// A withdrawal without a transfer id.
+    pub fn withdraw(account: AccountId, asset: Asset, amount: Decimal) -> Command {
+        Command::Withdraw(Transfer {
+            account,
+            asset,
+            amount,
+            client_transfer_id: None,
+        })
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! - [`types`]: identifiers ([`AccountId`], [`Asset`], [`MarketId`], ...), exact
 //!   [`Price`] and [`Quantity`], order attributes and the [`Market`] definition.
-//! - [`command`]: [`Command`] and [`NewOrder`], the engine's input.
+//! - [`command`]: [`Command`], [`NewOrder`] and [`Transfer`], the engine's input.
 //! - [`event`]: [`Event`] and [`EventKind`], the engine's output, plus read models
 //!   ([`OrderRecord`], [`Depth`], [`Balance`]).
 //! - [`error`]: [`Reject`] (typed command rejections with stable codes),
@@ -32,7 +32,7 @@ pub mod types;
 mod book;
 mod risk;
 
-pub use command::{Command, NewOrder};
+pub use command::{Command, NewOrder, Transfer};
 pub use engine::{BalanceRecord, Engine, EngineConfig, EngineState};
 pub use error::{ConfigError, ParseError, Reject, RestoreError};
 pub use event::{Balance, CloseReason, Depth, Event, EventKind, Level, OrderRecord, Trade};

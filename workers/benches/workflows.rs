@@ -24,16 +24,16 @@ fn commands(n: usize) -> Vec<Command> {
     let mut out = Vec::with_capacity(n);
     let accounts = 1_000u64;
     for a in 0..accounts.min(n as u64 / 2) {
-        out.push(Command::Deposit {
-            account: AccountId(1000 + a),
-            asset: Asset::parse("USD").unwrap(),
-            amount: Decimal::from(10_000_000),
-        });
-        out.push(Command::Deposit {
-            account: AccountId(1000 + a),
-            asset: Asset::parse("BTC").unwrap(),
-            amount: Decimal::from(1_000),
-        });
+        out.push(Command::deposit(
+            AccountId(1000 + a),
+            Asset::parse("USD").unwrap(),
+            Decimal::from(10_000_000),
+        ));
+        out.push(Command::deposit(
+            AccountId(1000 + a),
+            Asset::parse("BTC").unwrap(),
+            Decimal::from(1_000),
+        ));
     }
     let mut i = 0u64;
     while out.len() < n {

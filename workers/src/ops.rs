@@ -234,9 +234,7 @@ pub async fn verify(db: &Db) -> Result<String> {
     let mut workflows = 0u64;
     let engine = crate::recovery::rebuild_with(db, crate::config::engine_config(), |wf, engine| {
         workflows += 1;
-        if let pipeline::Command::Place(order) = &wf.command {
-            ids.record(order, &wf.events);
-        }
+        ids.record(&wf.command, &wf.events);
         ids.expire(wf.ts);
         while let Some((seq, contents)) = pending.next_if(|(seq, _)| *seq <= engine.last_seq()) {
             let problem = if seq != engine.last_seq() {

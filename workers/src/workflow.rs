@@ -193,8 +193,8 @@ impl WorkflowInput {
             Command::Place(_) => WorkflowKind::Order,
             Command::Cancel { .. } => WorkflowKind::Cancel,
             Command::Replace { .. } => WorkflowKind::Replace,
-            Command::Deposit { .. } => WorkflowKind::Deposit,
-            Command::Withdraw { .. } => WorkflowKind::Withdrawal,
+            Command::Deposit(_) => WorkflowKind::Deposit,
+            Command::Withdraw(_) => WorkflowKind::Withdrawal,
         };
         Some(WorkflowInput {
             id,
@@ -224,8 +224,8 @@ impl WorkflowInput {
             Command::Place(o) => o.account.0,
             Command::Cancel { account, .. }
             | Command::Replace { account, .. }
-            | Command::Deposit { account, .. }
-            | Command::Withdraw { account, .. } => account.0,
+            | Command::Deposit(pipeline::Transfer { account, .. })
+            | Command::Withdraw(pipeline::Transfer { account, .. }) => account.0,
         }
     }
 

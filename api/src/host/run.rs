@@ -154,16 +154,16 @@ impl Host {
         cmd: Command,
         wfs: &mut Vec<WorkflowInput>,
     ) -> Result<Accepted, ApiError> {
-        if let Command::Place(order) = &cmd {
-            match core.client_ids.lookup(order) {
-                Lookup::New => {}
-                Lookup::Retry(events) => {
-                    return Ok(Accepted {
-                        events,
-                        replayed: true,
-                    });
-                }
-                Lookup::Conflict(c) => return Err(ApiError::ClientOrderIdConflict(c.to_string())),
+        match core.client_ids.lookup(&cmd) {
+            Lookup::New => {}
+            Lookup::Retry(events) => {
+                return Ok(Accepted {
+                    events,
+                    replayed: true,
+                });
+            }
+            Lookup::Conflict(space, id) => {
+                return Err(ApiError::ClientIdConflict(space, id.to_string()));
             }
         }
         let ts = self.now();
@@ -171,9 +171,7 @@ impl Host {
             self.metrics.rejects.fetch_add(1, Ordering::Relaxed);
             ApiError::Rejected(r)
         })?;
-        if let Command::Place(order) = &cmd {
-            core.client_ids.record(order, &events);
-        }
+        core.client_ids.record(&cmd, &events);
         core.client_ids.expire(ts);
         core.closed
             .record(core.engine.closed_by_last_apply(), &events);
@@ -354,9 +352,7 @@ async fn rebuild(services: workers::config::Services, metrics: Arc<Metrics>) -> 
     let mut closed = super::RecentlyClosed::default();
     let mut replayed = 0u64;
     let engine = workers::recovery::replay(&db, engine, |wf, engine| {
-        if let pipeline::Command::Place(order) = &wf.command {
-            client_ids.record(order, &wf.events);
-        }
+        client_ids.record(&wf.command, &wf.events);
         client_ids.expire(wf.ts);
         closed.record(engine.closed_by_last_apply(), &wf.events);
         replayed += 1;

@@ -1,8 +1,8 @@
 //! Balances (own, from the engine) and operator deposits and withdrawals.
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
-use pipeline::{AccountId, Asset, Command};
+use axum::http::{HeaderMap, Method, StatusCode};
+use pipeline::{AccountId, Asset, ClientOrderId, Command, Transfer};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -54,26 +54,55 @@ async fn balances(
     }))
 }
 
-/// Credits an account (scope `operate`).
+/// Credits an account (scope `operate`): 202 once durable; 200 with the
+/// original answer for a retry of the same `client_transfer_id`.
 #[tracing::instrument(skip(s, p, req), fields(account.id = p.account.0))]
 async fn deposit(
     State(s): State<AppState>,
     p: Principal,
     _: NoQuery,
+    headers: HeaderMap,
     Json(req): Json<FundsRequest>,
 ) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
-    move_funds(&s, &p, req, true).await
+    move_funds(&s, &p, with_key(req, &headers)?, true).await
 }
 
-/// Debits an account (scope `operate`).
+/// Debits an account (scope `operate`), as [`deposit`] credits one.
 #[tracing::instrument(skip(s, p, req), fields(account.id = p.account.0))]
 async fn withdraw(
     State(s): State<AppState>,
     p: Principal,
     _: NoQuery,
+    headers: HeaderMap,
     Json(req): Json<FundsRequest>,
 ) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
-    move_funds(&s, &p, req, false).await
+    move_funds(&s, &p, with_key(req, &headers)?, false).await
+}
+
+/// The request with an `Idempotency-Key` header (the IETF draft's) as its
+/// `client_transfer_id`: either may be given, both only when equal.
+fn with_key(mut req: FundsRequest, headers: &HeaderMap) -> Result<FundsRequest, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else {
+        return Ok(req);
+    };
+    let key = key.to_str().map_err(|_| transfer_id_invalid())?;
+    match &req.client_transfer_id {
+        Some(id) if id != key => Err(ApiError::invalid(
+            "invalid_client_transfer_id",
+            "the Idempotency-Key header and client_transfer_id differ",
+        )),
+        _ => {
+            req.client_transfer_id = Some(key.to_string());
+            Ok(req)
+        }
+    }
+}
+
+fn transfer_id_invalid() -> ApiError {
+    ApiError::invalid(
+        "invalid_client_transfer_id",
+        "client_transfer_id (or Idempotency-Key) must be 1 to 64 characters of A-Z a-z 0-9 _ - . :",
+    )
 }
 
 async fn move_funds(
@@ -102,22 +131,27 @@ async fn move_funds(
             ),
         ));
     }
+    let client_transfer_id = req
+        .client_transfer_id
+        .as_deref()
+        .map(ClientOrderId::parse)
+        .transpose()
+        .map_err(|_| transfer_id_invalid())?;
     let account = AccountId(req.account_id);
+    let transfer = Transfer {
+        account,
+        asset,
+        amount,
+        client_transfer_id,
+    };
     let cmd = if credit {
-        Command::Deposit {
-            account,
-            asset,
-            amount,
-        }
+        Command::Deposit(transfer)
     } else {
-        Command::Withdraw {
-            account,
-            asset,
-            amount,
-        }
+        Command::Withdraw(transfer)
     };
     let accepted = s.host.submit(cmd).await?;
     let sequence = accepted.events.last().map_or(0, |e| e.seq);
+    let workflow_id = accepted.events.first().map_or(0, |e| e.seq);
     let balance = s
         .host
         .read(move |c| c.engine.balance(account, &asset))
@@ -127,8 +161,15 @@ async fn move_funds(
         account_id: account.0,
         asset: asset.as_str().into(),
         amount,
+        client_transfer_id: client_transfer_id.map(|id| id.to_string()),
         sequence,
+        workflow_id,
         balance,
     };
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    let status = if accepted.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(body)))
 }

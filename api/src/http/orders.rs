@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use pipeline::{ClientOrderId, Command, NewOrder, OrderId, Reject};
 use serde::{Deserialize, Serialize};
+use workers::client_ids::Space;
 use workers::records::{Attempt, WorkflowRow};
 
 use super::Access::Bearer;
@@ -230,7 +231,7 @@ async fn find_by_client_id(
         .host
         .read(move |c| {
             c.client_ids
-                .get(account, parsed)
+                .get(account, Space::Order, parsed)
                 .map(|pl| pl.events.clone())
         })
         .await?;

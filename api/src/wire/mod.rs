@@ -21,6 +21,12 @@ pub struct FundsRequest {
     pub asset: String,
     /// A positive decimal string.
     pub amount: String,
+    /// The operator's own reference for the transfer, unique per account
+    /// among its deposits and withdrawals for 24 hours: a retry with the
+    /// same parameters gets the original answer (200), a reuse with other
+    /// parameters is a 409. Without it, every request moves funds.
+    #[serde(default)]
+    pub client_transfer_id: Option<String>,
 }
 
 /// The answer to a deposit or withdrawal.
@@ -33,9 +39,14 @@ pub struct FundsResponse {
     /// The amount moved.
     #[serde(serialize_with = "plain::serialize")]
     pub amount: Decimal,
+    /// The operator's reference, when the request gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_transfer_id: Option<String>,
     /// The event's sequence number.
     pub sequence: u64,
-    /// The account's balance in that asset afterwards.
+    /// The workflow that settles it (`clearway ops show` it).
+    pub workflow_id: u64,
+    /// The account's balance in that asset afterwards (for a retry: now).
     pub balance: BalanceView,
 }
 

@@ -120,16 +120,8 @@ impl Engine {
                 price,
                 quantity,
             } => self.replace(account, order_id, price, quantity, ts, &mut out)?,
-            Command::Deposit {
-                account,
-                asset,
-                amount,
-            } => self.deposit(account, asset, amount, ts, &mut out)?,
-            Command::Withdraw {
-                account,
-                asset,
-                amount,
-            } => self.withdraw(account, asset, amount, ts, &mut out)?,
+            Command::Deposit(t) => self.deposit(t.account, t.asset, t.amount, ts, &mut out)?,
+            Command::Withdraw(t) => self.withdraw(t.account, t.asset, t.amount, ts, &mut out)?,
         }
         Ok(out)
     }

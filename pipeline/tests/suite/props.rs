@@ -123,20 +123,12 @@ pub fn resolve(e: &Engine, op: &Op) -> Command {
             account,
             base,
             cents,
-        } => Command::Deposit {
-            account: AccountId(account),
-            asset: asset(base),
-            amount: amount(cents, base),
-        },
+        } => Command::deposit(AccountId(account), asset(base), amount(cents, base)),
         Op::Withdraw {
             account,
             base,
             cents,
-        } => Command::Withdraw {
-            account: AccountId(account),
-            asset: asset(base),
-            amount: amount(cents, base),
-        },
+        } => Command::withdraw(AccountId(account), asset(base), amount(cents, base)),
     }
 }
 

@@ -239,11 +239,11 @@ mod tests {
         let mut engine = Engine::new(crate::config::engine_config());
         (1..=n)
             .flat_map(|i| {
-                let cmd = Command::Deposit {
-                    account: AccountId(i),
-                    asset: Asset::parse("USD").unwrap(),
-                    amount: rust_decimal::Decimal::from(i),
-                };
+                let cmd = Command::deposit(
+                    AccountId(i),
+                    Asset::parse("USD").unwrap(),
+                    rust_decimal::Decimal::from(i),
+                );
                 let events = engine.apply(cmd.clone(), i).unwrap();
                 WorkflowInput::new(cmd, i, events)
             })

@@ -191,11 +191,11 @@ pub fn dec(s: &str) -> Decimal {
 }
 
 pub fn deposit(account: u64, asset: &str, amount: &str) -> Command {
-    Command::Deposit {
-        account: AccountId(account),
-        asset: Asset::parse(asset).unwrap(),
-        amount: dec(amount),
-    }
+    Command::deposit(
+        AccountId(account),
+        Asset::parse(asset).unwrap(),
+        dec(amount),
+    )
 }
 
 pub fn limit(account: u64, side: Side, price: &str, qty: &str) -> Command {

@@ -46,24 +46,9 @@ pub fn config() -> EngineConfig {
 pub fn funded() -> Engine {
     let mut e = Engine::new(config());
     for a in [ALICE, BOB] {
-        e.apply(
-            Command::Deposit {
-                account: a,
-                asset: usd(),
-                amount: dec!(1000000),
-            },
-            1,
-        )
-        .unwrap();
-        e.apply(
-            Command::Deposit {
-                account: a,
-                asset: btc(),
-                amount: dec!(100),
-            },
-            1,
-        )
-        .unwrap();
+        e.apply(Command::deposit(a, usd(), dec!(1000000)), 1)
+            .unwrap();
+        e.apply(Command::deposit(a, btc(), dec!(100)), 1).unwrap();
     }
     e
 }

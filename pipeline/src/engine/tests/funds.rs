@@ -7,14 +7,7 @@ use crate::*;
 fn deposits_and_withdrawals_move_available_funds() {
     let mut e = Engine::new(config());
     let ev = e
-        .apply(
-            Command::Deposit {
-                account: ALICE,
-                asset: usd(),
-                amount: dec!(10.5),
-            },
-            1,
-        )
+        .apply(Command::deposit(ALICE, usd(), dec!(10.5)), 1)
         .unwrap();
     assert_eq!(
         ev[0].kind,
@@ -24,15 +17,8 @@ fn deposits_and_withdrawals_move_available_funds() {
             amount: dec!(10.5)
         }
     );
-    e.apply(
-        Command::Withdraw {
-            account: ALICE,
-            asset: usd(),
-            amount: dec!(0.5),
-        },
-        2,
-    )
-    .unwrap();
+    e.apply(Command::withdraw(ALICE, usd(), dec!(0.5)), 2)
+        .unwrap();
     assert_eq!(avail(&e, ALICE, usd()), dec!(10));
     assert_eq!(e.total_supply(&usd()), dec!(10));
     assert_eq!(
@@ -50,32 +36,17 @@ fn deposits_and_withdrawals_move_available_funds() {
 #[test]
 fn held_funds_cannot_be_withdrawn() {
     let mut e = Engine::new(config());
-    e.apply(
-        Command::Deposit {
-            account: ALICE,
-            asset: usd(),
-            amount: dec!(100.2),
-        },
-        1,
-    )
-    .unwrap();
+    e.apply(Command::deposit(ALICE, usd(), dec!(100.2)), 1)
+        .unwrap();
     rest(&mut e, limit(ALICE, Side::Buy, "100", "1"));
-    let w = Command::Withdraw {
-        account: ALICE,
-        asset: usd(),
-        amount: dec!(0.01),
-    };
+    let w = Command::withdraw(ALICE, usd(), dec!(0.01));
     assert_eq!(e.apply(w, 2), Err(Reject::InsufficientFunds));
 }
 
 #[test]
 fn bad_amounts_and_unknown_assets_are_rejected() {
     let mut e = Engine::new(config());
-    let dep = |amount, asset| Command::Deposit {
-        account: ALICE,
-        asset,
-        amount,
-    };
+    let dep = |amount, asset| Command::deposit(ALICE, asset, amount);
     assert_eq!(e.apply(dep(dec!(0), usd()), 1), Err(Reject::InvalidAmount));
     assert_eq!(e.apply(dep(dec!(-1), usd()), 1), Err(Reject::InvalidAmount));
     assert_eq!(
@@ -92,11 +63,7 @@ fn bad_amounts_and_unknown_assets_are_rejected() {
 #[test]
 fn a_deposit_past_the_supply_every_balance_can_hold_is_a_supply_limit() {
     let mut e = Engine::new(config());
-    let dep = |amount| Command::Deposit {
-        account: ALICE,
-        asset: btc(),
-        amount,
-    };
+    let dep = |amount| Command::deposit(ALICE, btc(), amount);
     // 2^96 - 1 units of 10^-8 BTC is about 7.9 × 10^20 BTC: more than
     // that on its own is an invalid amount, whatever the supply.
     assert_eq!(

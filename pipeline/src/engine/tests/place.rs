@@ -138,24 +138,9 @@ fn a_post_only_order_that_would_cross_is_rejected() {
 #[test]
 fn a_market_buy_spends_at_most_the_available_quote_and_releases_the_rest() {
     let mut e = Engine::new(config());
-    e.apply(
-        Command::Deposit {
-            account: BOB,
-            asset: usd(),
-            amount: dec!(150.3),
-        },
-        1,
-    )
-    .unwrap();
-    e.apply(
-        Command::Deposit {
-            account: ALICE,
-            asset: btc(),
-            amount: dec!(5),
-        },
-        1,
-    )
-    .unwrap();
+    e.apply(Command::deposit(BOB, usd(), dec!(150.3)), 1)
+        .unwrap();
+    e.apply(Command::deposit(ALICE, btc(), dec!(5)), 1).unwrap();
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));
     let ev = place(&mut e, market_order(BOB, Side::Buy, "5")).unwrap();
@@ -172,11 +157,7 @@ fn a_market_buy_spends_at_most_the_available_quote_and_releases_the_rest() {
 fn a_market_buy_that_cannot_pay_for_one_lot_is_refused() {
     let mut e = Engine::new(config());
     for (account, asset, amount) in [(BOB, usd(), dec!(0.1)), (ALICE, btc(), dec!(1))] {
-        let deposit = Command::Deposit {
-            account,
-            asset,
-            amount,
-        };
+        let deposit = Command::deposit(account, asset, amount);
         e.apply(deposit, 1).unwrap();
     }
     rest(&mut e, limit(ALICE, Side::Sell, "100", "1"));

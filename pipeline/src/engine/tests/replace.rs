@@ -111,15 +111,8 @@ fn a_post_only_replace_that_would_cross_is_rejected() {
 #[test]
 fn a_replace_beyond_the_available_balance_is_rejected() {
     let mut e = Engine::new(config());
-    e.apply(
-        Command::Deposit {
-            account: ALICE,
-            asset: usd(),
-            amount: dec!(150),
-        },
-        1,
-    )
-    .unwrap();
+    e.apply(Command::deposit(ALICE, usd(), dec!(150)), 1)
+        .unwrap();
     let id = rest(&mut e, limit(ALICE, Side::Buy, "100", "1"));
     assert_eq!(
         replace(&mut e, ALICE, id, None, Some("2")),

@@ -273,7 +273,9 @@ async fn dial(addr: std::net::SocketAddr) -> Result<tokio::net::TcpStream> {
 
 /// Runs the demo; returns once the report is printed.
 pub async fn run(settings: Settings, args: DemoArgs) -> Result<()> {
+    let _lock = api::dev::lock_data_dir(&settings.data_dir)?;
     let services = connect(&settings, "clearway-demo").await?;
+    crate::release_stopped(&services).await?;
     let secret: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
     let mut auth = AuthConfig::from_env().await?;
     auth.hs256_secret = Some(secret.clone());

@@ -201,8 +201,10 @@ async fn run_cli() -> Result<()> {
 }
 
 async fn up(settings: Settings, listen: SocketAddr) -> Result<()> {
+    let _lock = api::dev::lock_data_dir(&settings.data_dir)?;
     let secret = api::dev::load_or_create_secret(&settings.data_dir)?;
     let services = connect(&settings, "clearway-up").await?;
+    release_stopped(&services).await?;
     let mut auth = AuthConfig::from_env().await?;
     auth.hs256_secret.get_or_insert(secret);
     let listener = bind(listen).await?;
@@ -220,6 +222,16 @@ async fn up(settings: Settings, listen: SocketAddr) -> Result<()> {
         rate: RateConfig::from_env()?,
     };
     run(listener, services, config, true, true, shutdown_signal()).await
+}
+
+/// Puts back the jobs a stopped process left running on this data
+/// directory's queues (the caller holds its lock), and says how many.
+pub(crate) async fn release_stopped(services: &workers::config::Services) -> Result<()> {
+    let released = workers::transport::dbqueue::release_stopped(&services.db).await?;
+    if released > 0 {
+        tracing::info!(released, "put back the jobs a stopped process left running");
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings, listen: SocketAddr) -> Result<()> {

@@ -393,12 +393,19 @@ pub async fn authenticate(
     State(auth): State<Arc<AuthConfig>>,
     mut req: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let token = bearer_header(req.headers())?
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-    let principal = auth.verify(token).await?;
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+) -> Response {
+    let verified = match bearer_header(req.headers()) {
+        Ok(Some(token)) => auth.verify(token).await,
+        Ok(None) => Err(ApiError::Unauthorized("missing bearer token".into())),
+        Err(e) => Err(e),
+    };
+    match verified {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => crate::http::unread::refuse(req, e).await,
+    }
 }
 
 /// The bearer token of a request's `Authorization` header, if it has one;

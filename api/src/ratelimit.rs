@@ -159,12 +159,15 @@ pub async fn throttle(
     State(limiter): State<Arc<RateLimiter>>,
     req: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Response {
     let account = req
         .extensions()
         .get::<Principal>()
         .map_or(0, |p| p.account.0);
-    let remaining = limiter.check(account)?;
+    let remaining = match limiter.check(account) {
+        Ok(remaining) => remaining,
+        Err(e) => return crate::http::unread::refuse(req, e).await,
+    };
     let mut res = next.run(req).await;
     set_headers(
         res.headers_mut(),
@@ -173,5 +176,5 @@ pub async fn throttle(
         1,
         false,
     );
-    Ok(res)
+    res
 }

@@ -394,3 +394,33 @@ async fn own_orders_and_balances_need_the_trade_scope() {
         assert_problem(res, 403, "forbidden").await;
     }
 }
+
+/// An order that closes its own account's resting order by self-trade
+/// prevention (`cancel_maker`): the answer's `sequence` is its command's
+/// last event (the resting order's close), as the book's is right after.
+#[tokio::test]
+async fn a_place_answer_reflects_every_event_of_its_command() {
+    let app = spawn_app().await;
+    let resting: Value = app
+        .place(SELLER, limit_sell("60000", "0.1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut buy = limit_buy("60000", "0.1");
+    buy["stp"] = "cancel_maker".into();
+    // The seller buys from itself.
+    let res = app.place(SELLER, buy).await;
+    assert_eq!(res.status(), 202);
+    let placed: Value = res.json().await.unwrap();
+    let book = app.get_json(SELLER, "/v1/markets/BTC-USD/book").await;
+    assert_eq!(placed["sequence"], book["sequence"], "{placed} {book}");
+    let maker = app
+        .get_json(SELLER, &format!("/v1/orders/{}", resting["order_id"]))
+        .await;
+    assert_eq!(maker["status"], "self_trade_prevented");
+    assert!(
+        placed["sequence"].as_u64() >= maker["sequence"].as_u64(),
+        "{placed} {maker}"
+    );
+}

@@ -1,5 +1,5 @@
 use crate::helpers::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn malformed_requests_get_a_4xx_problem_and_enqueue_nothing() {
@@ -160,6 +160,43 @@ async fn a_mistyped_field_is_422_and_broken_json_is_400() {
     assert_eq!(app.workflow_count().await, before);
 }
 
+/// `null` for an optional field is the field left out, for each of them;
+/// a value of the wrong type is still a 422.
+#[tokio::test]
+async fn null_for_an_optional_field_is_its_default() {
+    let app = spawn_app().await;
+    let mut body = limit_sell("50000", "0.01");
+    for field in [
+        "type",
+        "time_in_force",
+        "post_only",
+        "client_order_id",
+        "stp",
+    ] {
+        body[field] = Value::Null;
+    }
+    let res = app.place(SELLER, body.clone()).await;
+    assert_eq!(res.status(), 202);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(order["type"], "limit");
+    assert_eq!(order["status"], "open");
+    let before = app.workflow_count().await;
+    for (field, value) in [
+        ("post_only", json!("yes")),
+        ("type", json!(1)),
+        ("stp", json!(false)),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        let problem = assert_problem(app.place(SELLER, bad).await, 422, "invalid_body").await;
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with(field),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.workflow_count().await, before);
+}
+
 #[tokio::test]
 async fn an_id_past_what_the_database_holds_is_400_not_404_or_an_empty_page() {
     let app = spawn_app().await;
@@ -317,4 +354,65 @@ async fn an_encoded_body_is_refused_not_misread() {
         assert_problem(res, 415, "unsupported_media_type").await;
     }
     assert_eq!(app.workflow_count().await, before);
+}
+
+/// One raw HTTP/1.1 exchange on `conn`: the headers of `POST /v1/orders`
+/// with `auth`, then, `delay` later, the body. Returns the answer's head
+/// (status line and headers, lower-cased) once read whole with its body.
+async fn post_in_two_parts(
+    conn: &mut tokio::net::TcpStream,
+    auth: &str,
+    delay: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = limit_sell("50000", "0.01").to_string();
+    let head = format!(
+        "POST /v1/orders HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(delay).await;
+    // The server may have answered and closed already; what it said is read below.
+    let _ = conn.write_all(body.as_bytes()).await;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text[..end].to_string();
+            }
+        }
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection closed before an answer: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A request refused before its body was read (a bad token here; a 429
+/// takes the same path): a body on its way is read, and the connection
+/// carries the next request; a body that does not come soon is given up on,
+/// and the answer says `Connection: close` before the server closes.
+#[tokio::test]
+async fn a_refusal_before_the_body_keeps_the_connection_or_says_it_closes() {
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = post_in_two_parts(&mut conn, "nonsense", Duration::from_millis(20)).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    let good = token(SELLER, &["trade"]);
+    let head = post_in_two_parts(&mut conn, &good, Duration::ZERO).await;
+    assert!(head.starts_with("http/1.1 202"), "{head}");
+
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = post_in_two_parts(&mut conn, "nonsense", Duration::from_millis(500)).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
 }

@@ -214,6 +214,16 @@ async fn killed_in(kind: TransportKind, step: &str) {
     }
     let dir = app.sigkill();
     let app = start_up_with(dir, &env_with(&settings, None)).await;
+    if kind == TransportKind::Sqlite {
+        // The restart holds the data directory's lock, so the held job is
+        // put back at once, not after the killed worker's heartbeats lapse.
+        assert!(
+            app.log()
+                .contains("put back the jobs a stopped process left running"),
+            "{}",
+            app.log()
+        );
+    }
     assert_effects_once(&settings, &app).await;
     // The trace shows the attempt the kill cut off (publish and archive mark
     // a workflow running before their outside effect; persist and settle

@@ -61,3 +61,22 @@ async fn clearway_up_accepts_a_first_order_and_its_workflow_completes() {
     }
     assert!(app.terminate().await.success(), "{}", app.log());
 }
+
+/// A second `clearway up` on a data directory in use refuses to start and
+/// names the process that holds it; the first goes on serving.
+#[tokio::test]
+async fn a_second_up_on_the_same_data_dir_refuses_to_start() {
+    let app = start_up().await;
+    let out = super::support::clearway(app.dir.path())
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("clearway runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("another clearway (pid {})", app.child.id())),
+        "{err}"
+    );
+    let ready = reqwest::get(format!("{}/readyz", app.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}

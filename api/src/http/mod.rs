@@ -1,5 +1,6 @@
 //! The HTTP surface: one route list per resource, merged here with the
-//! middleware (auth and throttling on `/v1`, metrics, body limit, tracing).
+//! middleware (auth and throttling on `/v1`, metrics, body limit, tracing,
+//! `Connection: close` on answers given before the body was read).
 //!
 //! [`routes`] is the single list of every (method, path) served: the router
 //! is built from it and the OpenAPI document is checked against it.
@@ -9,6 +10,7 @@ mod health;
 mod markets;
 pub mod openapi;
 mod orders;
+pub mod unread;
 mod ws;
 
 use axum::Router;
@@ -162,6 +164,7 @@ pub fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(announced_too_large))
+        .layer(axum::middleware::from_fn(unread::close_if_unread))
         .layer(from_fn_with_state(metrics, count))
         .layer(TraceLayer::new_for_http())
 }

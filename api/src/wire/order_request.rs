@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 
-/// A new order as sent by a client. Decimals are strings (`"101.25"`).
+/// A new order as sent by a client. Decimals are strings (`"101.25"`). An
+/// optional field given as `null` is absent: it takes its default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
@@ -17,33 +18,25 @@ pub struct CreateOrderRequest {
     /// `buy` or `sell`.
     pub side: Side,
     /// `limit` (default) or `market`.
-    #[serde(rename = "type", default = "default_type")]
-    pub order_type: OrderType,
+    #[serde(rename = "type", default)]
+    pub order_type: Option<OrderType>,
     /// Required for limit orders.
     #[serde(default)]
     pub price: Option<String>,
     /// The base quantity.
     pub quantity: String,
     /// `gtc` (default), `ioc` or `fok`.
-    #[serde(default = "default_tif")]
-    pub time_in_force: TimeInForce,
-    /// Reject instead of trading on arrival.
     #[serde(default)]
-    pub post_only: bool,
+    pub time_in_force: Option<TimeInForce>,
+    /// Reject instead of trading on arrival (default false).
+    #[serde(default)]
+    pub post_only: Option<bool>,
     /// The client's reference, unique per account for 24 hours (idempotency key).
     #[serde(default)]
     pub client_order_id: Option<String>,
     /// `cancel_taker` (default), `cancel_maker` or `cancel_both`.
     #[serde(default)]
-    pub stp: SelfTradePrevention,
-}
-
-fn default_type() -> OrderType {
-    OrderType::Limit
-}
-
-fn default_tif() -> TimeInForce {
-    TimeInForce::Gtc
+    pub stp: Option<SelfTradePrevention>,
 }
 
 /// A request bound to the authenticated account.
@@ -74,12 +67,12 @@ impl TryFrom<OwnedRequest> for NewOrder {
             client_order_id,
             market,
             side: r.side,
-            order_type: r.order_type,
+            order_type: r.order_type.unwrap_or(OrderType::Limit),
             price,
             quantity,
-            time_in_force: r.time_in_force,
-            post_only: r.post_only,
-            stp: r.stp,
+            time_in_force: r.time_in_force.unwrap_or(TimeInForce::Gtc),
+            post_only: r.post_only.unwrap_or(false),
+            stp: r.stp.unwrap_or_default(),
         })
     }
 }

@@ -170,6 +170,10 @@ impl OrderView {
         })?;
         let mut view = OrderView::from_record(order, seq);
         view.apply(events);
+        // The command's last event, which may be another order's (a
+        // resting order of the same account closed by self-trade
+        // prevention), as the answer's `sequence` promises.
+        view.sequence = events.last().map_or(view.sequence, |e| e.seq);
         Some(view)
     }
 

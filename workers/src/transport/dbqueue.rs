@@ -386,6 +386,33 @@ impl DbQueue {
     }
 }
 
+/// Puts back the SQLite jobs a stopped process left running (or queued for
+/// its workers), at once instead of after [`HEARTBEAT`] × [`MISSED_HEARTBEATS`].
+/// Only for the process that holds the data directory's lock (`clearway up`,
+/// `demo`), before its workers start: then no live worker holds them. Each
+/// job keeps its place in the queue (its `run_at`), so a placement held by a
+/// killed worker runs before the cancels and fills that build on it, which
+/// would otherwise fail with `NotYetPersisted` and back off until it
+/// returned. Steps are idempotent, so a job that had done its work runs
+/// again harmlessly. Returns how many were put back. On PostgreSQL, workers
+/// may run on other machines, whom no data directory's lock speaks for:
+/// their jobs return by heartbeat alone, and this returns 0.
+pub async fn release_stopped(db: &Db) -> Result<u64> {
+    match db {
+        Db::Lite(..) => db
+            .exec(
+                "update Jobs set status = 'Pending', done_at = null, lock_by = null, lock_at = null, \
+                 attempts = attempts + 1, \
+                 last_result = '{\"Err\": \"Re-enqueued: the process that held it stopped.\"}' \
+                 where status in ('Running', 'Queued')",
+                &[],
+            )
+            .await
+            .context("Failed to put back the jobs of a stopped process"),
+        Db::Pg(_) => Ok(0),
+    }
+}
+
 /// How often a worker reports alive. apalis re-enqueues the jobs of a worker
 /// silent for `HEARTBEAT × MISSED_HEARTBEATS` (its defaults: 60 s on SQLite,
 /// 300 s on PostgreSQL) — that is how long a job held by a SIGKILLed worker

@@ -114,8 +114,9 @@ enum Ops {
     /// Auditors: replays the whole journal from nothing, checking every
     /// workflow's events and every stored engine snapshot against it; then
     /// checks each workflow's ledger legs, trade rows, published events and
-    /// archived record (SHA-256, input, legs) and every balance against the
-    /// journal. Exits 1 naming each disagreement.
+    /// archived record (SHA-256, input, legs), each order row, the rows no
+    /// event implies and every balance against the journal. Exits 1 naming
+    /// each disagreement.
     Verify,
     /// Re-enqueues a dead or stuck workflow from its current step, or from
     /// `--step` (persist, settle, publish, archive). A completed workflow is
@@ -326,10 +327,10 @@ async fn ops(settings: &Settings, ops: Ops) -> Result<()> {
         }
         Ops::Verify => {
             let services = connect(settings, "clearway-ops").await?;
-            // The journal first: the records are checked against it.
-            let journal = workers::ops::verify(&services.db).await?;
-            print!("{journal}");
-            workers::ops::verify_records(&services.runtime.env).await?
+            // Both checks run whatever the other finds; the error names
+            // every disagreement.
+            workers::ops::verify_all(&services.runtime.env, &mut std::io::stdout()).await?;
+            String::new()
         }
     };
     print!("{text}");

@@ -19,8 +19,9 @@
 //!   snapshots hold: the intake answers retries from it, `ops verify` rebuilds it;
 //! - [`ops`]: the operator and auditor views behind `clearway ops` (`verify` replays
 //!   the whole journal and checks the stored snapshots against it);
-//! - [`audit`]: the rest of `ops verify` — ledger, trades, published events,
-//!   archived records and balances checked against the journal;
+//! - [`audit`]: the rest of `ops verify` — ledger, trade and order rows,
+//!   published events, archived records and balances checked against the
+//!   journal, and the rows no event of it implies;
 //! - [`config`]: building all of the above from the environment;
 //! - [`provision`]: fresh, isolated databases, queues, stream and bucket (tests, benchmarks).
 

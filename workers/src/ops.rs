@@ -207,16 +207,23 @@ pub async fn replay(
 /// replays the whole journal from nothing (each workflow must reproduce
 /// its recorded events, as in recovery) and, at each stored snapshot's
 /// sequence number, compares the replayed engine and client order id
-/// index with the snapshot's. An error names the first difference.
+/// index with the snapshot's. An error names every snapshot that differs,
+/// and the workflow the replay stopped at if it did.
 pub async fn verify(db: &Db) -> Result<String> {
     use crate::client_ids::ClientIds;
     use crate::snapshot::{self, Contents};
     use std::collections::HashMap;
+    // Every difference found, in words: all are named.
+    let mut differences: Vec<String> = Vec::new();
     let mut pending = Vec::new();
     for stored in snapshot::all(db).await? {
-        let contents: Contents = serde_json::from_str(&stored.state)
-            .with_context(|| format!("the snapshot at sequence {} is malformed", stored.seq))?;
-        pending.push((stored.seq, contents));
+        match serde_json::from_str::<Contents>(&stored.state) {
+            Ok(contents) => pending.push((stored.seq, contents)),
+            Err(e) => differences.push(format!(
+                "the snapshot at sequence {} is malformed: {e}",
+                stored.seq
+            )),
+        }
     }
     let total = pending.len();
     // The replay's index keeps what the snapshot with the longest window
@@ -230,7 +237,6 @@ pub async fn verify(db: &Db) -> Result<String> {
     let mut pending = pending.into_iter().peekable();
     let mut ids = ClientIds::with_window(keep);
     let mut checked = Vec::new();
-    let mut first_difference: Option<String> = None;
     let mut workflows = 0u64;
     let engine = crate::recovery::rebuild_with(db, crate::config::engine_config(), |wf, engine| {
         workflows += 1;
@@ -262,18 +268,20 @@ pub async fn verify(db: &Db) -> Result<String> {
                 })
             };
             match problem {
-                Some(p) => {
-                    first_difference.get_or_insert(format!("the snapshot at sequence {seq}: {p}"));
-                }
+                Some(p) => differences.push(format!("the snapshot at sequence {seq}: {p}")),
                 None => checked.push(seq),
             }
         }
     })
     .await
-    .context("the journal does not replay")?;
-    if let Some(diff) = first_difference {
-        anyhow::bail!("{diff}");
-    }
+    .context("the journal does not replay");
+    let engine = match engine {
+        Ok(engine) if differences.is_empty() => engine,
+        Ok(_) => anyhow::bail!("{}", differences.join("\n")),
+        Err(e) if differences.is_empty() => return Err(e),
+        // The snapshots before the workflow it stopped at were checked.
+        Err(e) => anyhow::bail!("{}\n{e:#}", differences.join("\n")),
+    };
     let mut out = format!(
         "journal: {workflows} workflows replayed to sequence {}, each reproduced its recorded events\n",
         engine.last_seq()
@@ -295,8 +303,9 @@ pub async fn verify(db: &Db) -> Result<String> {
 }
 
 /// The auditor's check of the records against the journal ([`crate::audit`]):
-/// ledger legs, trade rows and archived records per workflow, then the
-/// balances. An error lists what disagrees.
+/// ledger legs, trade and order rows and archived records per workflow,
+/// the rows no event implies, then the balances. An error lists what
+/// disagrees.
 pub async fn verify_records(env: &crate::runtime::StepEnv) -> Result<String> {
     let f = crate::audit::check(env).await?;
     if !f.is_clean() {
@@ -314,11 +323,36 @@ pub async fn verify_records(env: &crate::runtime::StepEnv) -> Result<String> {
     }
     Ok(format!(
         "records: {} workflows; {} ledger legs and {} trade rows as their events imply; \
+         {} order rows as the events of their orders leave them; \
          {} events on the stream as the journal has them; \
          {} archived records with their receipts' SHA-256, the journal's input and its legs; \
          {} balances equal their legs, every asset's legs sum to zero\n",
-        f.workflows, f.legs, f.trades, f.events, f.archived, f.balances
+        f.workflows, f.legs, f.trades, f.orders, f.events, f.archived, f.balances
     ))
+}
+
+/// `ops verify`: [`verify`] (the journal and the snapshots), then
+/// [`verify_records`], each whatever the other finds. The report of each
+/// check that passes is written to `out` as it ends; the error names every
+/// disagreement of both.
+pub async fn verify_all(
+    env: &crate::runtime::StepEnv,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let journal = verify(&env.db).await;
+    if let Ok(report) = &journal {
+        write!(out, "{report}").context("Failed to write the report")?;
+        out.flush().context("Failed to write the report")?;
+    }
+    let records = verify_records(env).await;
+    if let Ok(report) = &records {
+        write!(out, "{report}").context("Failed to write the report")?;
+    }
+    match (journal, records) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(journal), Err(records)) => anyhow::bail!("{journal:#}\n{records:#}"),
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ use super::StepError;
 use crate::db::{Arg, Tx};
 use crate::workflow::WorkflowInput;
 use anyhow::Result;
-use pipeline::{CloseReason, EventKind, OrderRecord, Trade};
+use pipeline::{
+    ClientOrderId, CloseReason, Event, EventKind, MarketId, OrderRecord, OrderType, Side,
+    TimeInForce, Trade,
+};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,14 +41,182 @@ pub async fn run(tx: &mut Tx, wf: &WorkflowInput) -> Result<(), StepError> {
     run_batch(tx, &[wf]).await
 }
 
+/// The columns of `orders`, in the order [`OrderRow::args`] gives them.
+pub const ORDER_COLUMNS: &str = "order_id, account_id, market, client_order_id, side, order_type, price, quantity, \
+     time_in_force, post_only, status, filled, open_quantity, accepted_seq, last_seq, created_at, updated_at";
+
+/// An order's row: inserted as [`OrderRow::accepted`] makes it, then
+/// changed by each [`Change`] of [`order_changes`]. `ops verify` folds the
+/// journal's events with the same three to know what each row must hold
+/// (see [`crate::audit`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderRow {
+    /// `order_id`.
+    pub order_id: u64,
+    /// `account_id`.
+    pub account_id: u64,
+    /// `market`.
+    pub market: MarketId,
+    /// `client_order_id`.
+    pub client_order_id: Option<ClientOrderId>,
+    /// `side`.
+    pub side: Side,
+    /// `order_type`.
+    pub order_type: OrderType,
+    /// `price`: the limit price, the newest a replace set.
+    pub price: Option<Decimal>,
+    /// `quantity`: as placed (a replace changes the open quantity only).
+    pub quantity: Decimal,
+    /// `time_in_force`.
+    pub time_in_force: TimeInForce,
+    /// `post_only`.
+    pub post_only: bool,
+    /// `status`: `open`, or the [`close_status`] of its close.
+    pub status: &'static str,
+    /// `filled`.
+    pub filled: Decimal,
+    /// `open_quantity`.
+    pub open_quantity: Decimal,
+    /// `accepted_seq`: the sequence number of its `order_accepted` event.
+    pub accepted_seq: i64,
+    /// `last_seq`: that of the newest event applied to it.
+    pub last_seq: i64,
+    /// `created_at`: its `order_accepted` event's time.
+    pub created_at: i64,
+    /// `updated_at`: the newest applied event's time.
+    pub updated_at: i64,
+}
+
+impl OrderRow {
+    /// The row an `order_accepted` event at `seq`, `ts` inserts: open,
+    /// nothing filled.
+    pub fn accepted(o: &OrderRecord, seq: i64, ts: i64) -> OrderRow {
+        OrderRow {
+            order_id: o.id.0,
+            account_id: o.account.0,
+            market: o.market,
+            client_order_id: o.client_order_id,
+            side: o.side,
+            order_type: o.order_type,
+            price: o.price.map(|p| p.value()),
+            quantity: o.quantity.value(),
+            time_in_force: o.time_in_force,
+            post_only: o.post_only,
+            status: "open",
+            filled: Decimal::ZERO,
+            open_quantity: o.quantity.value(),
+            accepted_seq: seq,
+            last_seq: seq,
+            created_at: ts,
+            updated_at: ts,
+        }
+    }
+
+    /// Its values, one per column of [`ORDER_COLUMNS`].
+    pub fn args(&self) -> Vec<Arg> {
+        vec![
+            Arg::I64(self.order_id as i64),
+            Arg::I64(self.account_id as i64),
+            Arg::Text(self.market.to_string()),
+            self.client_order_id
+                .as_ref()
+                .map_or(Arg::NullText, |c| Arg::Text(c.to_string())),
+            Arg::Text(self.side.as_str().into()),
+            Arg::Text(self.order_type.as_str().into()),
+            self.price.map_or(Arg::NullDec, Arg::Dec),
+            Arg::Dec(self.quantity),
+            Arg::Text(self.time_in_force.as_str().into()),
+            Arg::Bool(self.post_only),
+            Arg::Text(self.status.into()),
+            Arg::Dec(self.filled),
+            Arg::Dec(self.open_quantity),
+            Arg::I64(self.accepted_seq),
+            Arg::I64(self.last_seq),
+            Arg::I64(self.created_at),
+            Arg::I64(self.updated_at),
+        ]
+    }
+}
+
 /// A change to an order row that applies only if its event is newer.
-struct Change {
-    seq: i64,
-    ts: i64,
-    filled: Option<Decimal>,
-    open: Decimal,
-    price: Option<Decimal>,
-    status: Option<&'static str>,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The event's sequence number.
+    pub seq: i64,
+    /// The event's time.
+    pub ts: i64,
+    /// The order's filled quantity after it (a trade's), else unchanged.
+    pub filled: Option<Decimal>,
+    /// The order's open quantity after it.
+    pub open: Decimal,
+    /// A replace's new price, else unchanged.
+    pub price: Option<Decimal>,
+    /// A close's status, else unchanged.
+    pub status: Option<&'static str>,
+}
+
+impl Change {
+    /// What the update statement of [`run_batch`] does to `row`.
+    pub fn apply(&self, row: &mut OrderRow) {
+        if row.last_seq < self.seq {
+            row.filled = self.filled.unwrap_or(row.filled);
+            row.open_quantity = self.open;
+            row.price = self.price.or(row.price);
+            row.status = self.status.unwrap_or(row.status);
+            row.last_seq = self.seq;
+            row.updated_at = self.ts;
+        }
+    }
+}
+
+/// The order rows `ev` changes, each with its change: a trade's maker and
+/// taker, a replaced or a closed order.
+pub fn order_changes(ev: &Event) -> [Option<(u64, Change)>; 2] {
+    let (seq, ts) = (ev.seq as i64, ev.ts as i64);
+    let change = |filled, open, price, status| Change {
+        seq,
+        ts,
+        filled,
+        open,
+        price,
+        status,
+    };
+    match &ev.kind {
+        EventKind::Trade(t) => [
+            Some((
+                t.maker_order_id.0,
+                change(Some(t.maker_filled), t.maker_remaining, None, None),
+            )),
+            Some((
+                t.taker_order_id.0,
+                change(Some(t.taker_filled), t.taker_remaining, None, None),
+            )),
+        ],
+        EventKind::OrderReplaced {
+            order_id,
+            price,
+            quantity,
+            ..
+        } => [
+            Some((
+                order_id.0,
+                change(None, quantity.value(), Some(price.value()), None),
+            )),
+            None,
+        ],
+        EventKind::OrderClosed {
+            order_id, reason, ..
+        } => [
+            Some((
+                order_id.0,
+                change(None, Decimal::ZERO, None, Some(close_status(*reason))),
+            )),
+            None,
+        ],
+        EventKind::OrderAccepted { .. }
+        | EventKind::Deposited { .. }
+        | EventKind::Withdrawn { .. } => [None, None],
+    }
 }
 
 /// Applies a batch of workflows' events: all new orders in one statement,
@@ -59,72 +230,23 @@ pub async fn run_batch(tx: &mut Tx, wfs: &[&WorkflowInput]) -> Result<(), StepEr
     for wf in wfs {
         for ev in &wf.events {
             let (seq, ts) = (ev.seq as i64, ev.ts as i64);
-            let mut change = |id: u64, c: Change| changes.entry(id).or_default().push(c);
             match &ev.kind {
-                EventKind::OrderAccepted { order } => orders.push(order_row(order, seq, ts)),
-                EventKind::Trade(t) => {
-                    trades.push(trade_row(t, seq, ts));
-                    for (id, f, open) in [
-                        (t.maker_order_id.0, t.maker_filled, t.maker_remaining),
-                        (t.taker_order_id.0, t.taker_filled, t.taker_remaining),
-                    ] {
-                        let filled = Some(f);
-                        change(
-                            id,
-                            Change {
-                                seq,
-                                ts,
-                                filled,
-                                open,
-                                price: None,
-                                status: None,
-                            },
-                        );
-                    }
+                EventKind::OrderAccepted { order } => {
+                    orders.push(OrderRow::accepted(order, seq, ts).args());
                 }
-                EventKind::OrderReplaced {
-                    order_id,
-                    price,
-                    quantity,
-                    ..
-                } => {
-                    let (price, open) = (Some(price.value()), quantity.value());
-                    change(
-                        order_id.0,
-                        Change {
-                            seq,
-                            ts,
-                            filled: None,
-                            open,
-                            price,
-                            status: None,
-                        },
-                    );
-                }
-                EventKind::OrderClosed {
-                    order_id, reason, ..
-                } => {
-                    let (open, status) = (Decimal::ZERO, Some(close_status(*reason)));
-                    change(
-                        order_id.0,
-                        Change {
-                            seq,
-                            ts,
-                            filled: None,
-                            open,
-                            price: None,
-                            status,
-                        },
-                    );
-                }
-                EventKind::Deposited { .. } | EventKind::Withdrawn { .. } => {}
+                EventKind::Trade(t) => trades.push(trade_row(t, seq, ts)),
+                _ => {}
+            }
+            for (id, c) in order_changes(ev).into_iter().flatten() {
+                changes.entry(id).or_default().push(c);
             }
         }
     }
     tx.exec_values(
-        "insert into orders (order_id, account_id, market, client_order_id, side, order_type, price, quantity, \
-         time_in_force, post_only, status, filled, open_quantity, accepted_seq, last_seq, created_at, updated_at) \
-         select * from {rows} where true on conflict (order_id) do nothing",
+        &format!(
+            "insert into orders ({ORDER_COLUMNS}) \
+             select * from {{rows}} where true on conflict (order_id) do nothing"
+        ),
         &orders,
     )
     .await?;
@@ -199,30 +321,6 @@ pub fn close_status(reason: CloseReason) -> &'static str {
         CloseReason::Expired => "expired",
         CloseReason::SelfTradePrevented => "self_trade_prevented",
     }
-}
-
-fn order_row(o: &OrderRecord, seq: i64, ts: i64) -> Vec<Arg> {
-    vec![
-        Arg::I64(o.id.0 as i64),
-        Arg::I64(o.account.0 as i64),
-        Arg::Text(o.market.to_string()),
-        o.client_order_id
-            .as_ref()
-            .map_or(Arg::NullText, |c| Arg::Text(c.to_string())),
-        Arg::Text(o.side.as_str().into()),
-        Arg::Text(o.order_type.as_str().into()),
-        o.price.map_or(Arg::NullDec, |p| Arg::Dec(p.value())),
-        Arg::Dec(o.quantity.value()),
-        Arg::Text(o.time_in_force.as_str().into()),
-        Arg::Bool(o.post_only),
-        Arg::Text("open".into()),
-        Arg::Dec(Decimal::ZERO),
-        Arg::Dec(o.quantity.value()),
-        Arg::I64(seq),
-        Arg::I64(seq),
-        Arg::I64(ts),
-        Arg::I64(ts),
-    ]
 }
 
 fn trade_row(t: &Trade, seq: i64, ts: i64) -> Vec<Arg> {

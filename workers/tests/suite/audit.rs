@@ -1,9 +1,10 @@
-//! `clearway ops verify`, second part: the ledger, trade rows, archived
-//! records and balances are checked against the journal, and each way an
-//! attacker with write access to the database or the archive could alter
-//! the record is named.
+//! `clearway ops verify`, second part: the ledger, trade and order rows,
+//! archived records and balances are checked against the journal, and each
+//! way an attacker with write access to the database or the archive could
+//! alter the record is named; and both parts run, whatever the other finds.
 
 use super::harness::*;
+use pipeline::{AccountId, Command, OrderId, Side};
 use workers::config::TransportKind;
 use workers::db::Arg;
 use workers::sinks::ArchiveStore;
@@ -36,7 +37,7 @@ async fn verify_finds_every_alteration_of_the_records(kind: TransportKind) -> an
     let events: usize = wfs.iter().map(|w| w.events.len()).sum();
     assert!(
         report.contains(&format!(
-            "records: 6 workflows; {legs} ledger legs and 1 trade rows as their events imply; {events} events on the stream as the journal has them; 6 archived records"
+            "records: 6 workflows; {legs} ledger legs and 1 trade rows as their events imply; 2 order rows as the events of their orders leave them; {events} events on the stream as the journal has them; 6 archived records"
         )),
         "{report}"
     );
@@ -223,3 +224,242 @@ async fn verify_finds_the_records_of_a_run_whole(kind: TransportKind) -> anyhow:
     Ok(())
 }
 per_transport!(verify_finds_the_records_of_a_run_whole);
+
+/// A trade row no trade event implies (served by the public trades
+/// endpoint like any other) is named, whether its sequence number is one
+/// the journal holds or past its end; while workers run, the rows they
+/// write as verify reads are not.
+async fn verify_finds_trade_rows_no_event_implies(kind: TransportKind) -> anyhow::Result<()> {
+    let mut app = App::spawn(kind).await?;
+    app.start_workers();
+    fund_and_trade(&mut app).await?;
+    for round in 0..4 {
+        let price = format!("{}.00", 30_000 + round);
+        app.submit(vec![
+            limit(1002, Side::Sell, &price, "0.01"),
+            limit(1001, Side::Buy, &price, "0.01"),
+        ])
+        .await?;
+        workers::ops::verify_records(&app.services.runtime.env).await?;
+    }
+    app.wait_all_completed().await?;
+    app.stop_workers().await?;
+    let report = workers::ops::verify_records(&app.services.runtime.env).await?;
+    assert!(
+        report.contains("and 5 trade rows as their events imply"),
+        "{report}"
+    );
+
+    let forge = |trade_id: &str, seq: &str| {
+        format!(
+            "insert into trades select {trade_id}, {seq}, market, 1.00, 900, quote_amount, taker_side, \
+             maker_order_id, taker_order_id, maker_account, taker_account, maker_fee, taker_fee, created_at \
+             from trades where trade_id = (select max(trade_id) from trades)"
+        )
+    };
+    let db = app.db();
+    let seq = db
+        .rows("select seq from trades where trade_id = 5", &[])
+        .await?[0]
+        .i64(0)?;
+    db.exec(&forge("6", "seq"), &[]).await?;
+    let p = problems(&app).await;
+    assert!(
+        p.contains(&format!(
+            "the trades table has trade 6 (sequence {seq}), which no trade event of the journal implies"
+        )),
+        "{p}"
+    );
+    assert_eq!(p.lines().filter(|l| l.starts_with("- ")).count(), 1, "{p}");
+    db.exec("delete from trades where trade_id = 6", &[])
+        .await?;
+
+    let end = app.engine.last_seq();
+    db.exec(&forge("7", "999999999"), &[]).await?;
+    let p = problems(&app).await;
+    assert!(
+        p.contains(&format!(
+            "trade 7's row names sequence 999999999, past the journal's last ({end})"
+        )),
+        "{p}"
+    );
+    db.exec("delete from trades where trade_id = 7", &[])
+        .await?;
+    workers::ops::verify_records(&app.services.runtime.env).await?;
+    Ok(())
+}
+per_transport!(verify_finds_trade_rows_no_event_implies);
+
+/// Each order row reads as the journal's events leave it (the orders
+/// endpoint serves them): an edited, added or deleted row is named; one
+/// whose newest workflow is not persisted yet is not.
+async fn verify_finds_every_alteration_of_the_order_rows(
+    kind: TransportKind,
+) -> anyhow::Result<()> {
+    let (mut app, wfs) = finished_run(kind).await?;
+    let db = app.db().clone();
+    // Order 1 rests, 0.2 of its 0.5 filled; order 2 took that and is filled.
+    let (sell, buy) = (wfs[4].id, wfs[5].id);
+    let report = workers::ops::verify_records(&app.services.runtime.env).await?;
+    assert!(
+        report.contains("; 2 order rows as the events of their orders leave them; "),
+        "{report}"
+    );
+
+    // The open order shown cancelled, unfilled, at another price.
+    db.exec(
+        "update orders set status = 'cancelled', filled = '0', price = '1' where order_id = 1",
+        &[],
+    )
+    .await?;
+    let p = problems(&app).await;
+    assert!(
+        p.contains(&format!(
+            "order 1 (account 1002, placed by workflow {sell}): its row has price 1 (its events imply 30000), \
+             status cancelled (its events imply open), filled 0 (its events imply 0.2)"
+        )),
+        "{p}"
+    );
+    db.exec(
+        "update orders set status = 'open', filled = '0.2', price = '30000' where order_id = 1",
+        &[],
+    )
+    .await?;
+
+    // The filled order (checked once its page is read) given a client's id.
+    db.exec(
+        "update orders set client_order_id = 'forged' where order_id = 2",
+        &[],
+    )
+    .await?;
+    let p = problems(&app).await;
+    assert!(
+        p.contains(&format!(
+            "order 2 (account 1001, placed by workflow {buy}): its row has client_order_id forged (its events imply null)"
+        )),
+        "{p}"
+    );
+    db.exec(
+        "update orders set client_order_id = null where order_id = 2",
+        &[],
+    )
+    .await?;
+    workers::ops::verify_records(&app.services.runtime.env).await?;
+
+    // A row no workflow places, at a sequence number the journal holds.
+    db.exec(
+        "insert into orders select 99, account_id, market, client_order_id, side, order_type, price, quantity, \
+         time_in_force, post_only, status, filled, open_quantity, accepted_seq, last_seq, created_at, updated_at \
+         from orders where order_id = 1",
+        &[],
+    )
+    .await?;
+    let p = problems(&app).await;
+    assert!(
+        p.contains(&format!(
+            "the orders table has order 99 (accepted at sequence {sell}), which no workflow of the journal places"
+        )),
+        "{p}"
+    );
+    db.exec("delete from orders where order_id = 99", &[])
+        .await?;
+
+    // Journaled, not persisted (the workers are stopped): order 1's cancel
+    // and order 3's placement leave the rows as they are, and as they must.
+    app.submit(vec![
+        Command::Cancel {
+            account: AccountId(1002),
+            order_id: OrderId(1),
+        },
+        limit(1001, Side::Buy, "29000.00", "0.1"),
+    ])
+    .await?;
+    let report = workers::ops::verify_records(&app.services.runtime.env).await?;
+    assert!(
+        report.contains("; 1 order rows as the events of their orders leave them; "),
+        "{report}"
+    );
+
+    // A persisted order's row deleted.
+    db.exec("delete from orders where order_id = 2", &[])
+        .await?;
+    let p = problems(&app).await;
+    assert!(
+        p.contains(&format!(
+            "order 2 (account 1001, placed by workflow {buy}): persisted, but it has no row"
+        )),
+        "{p}"
+    );
+    Ok(())
+}
+per_database_transport!(verify_finds_every_alteration_of_the_order_rows);
+
+/// `ops verify` runs the journal's check and the records' whatever either
+/// finds, and names every snapshot that differs or does not read.
+async fn verify_names_every_disagreement_of_the_journal_and_the_records(
+    kind: TransportKind,
+) -> anyhow::Result<()> {
+    use workers::snapshot;
+    let mut app = App::spawn(kind).await?;
+    app.start_workers();
+    fund_and_trade(&mut app).await?;
+    // Two snapshots, each with a balance raised and a checksum to match.
+    let mut seqs = vec![];
+    for amount in ["1", "2"] {
+        app.submit(vec![deposit(1002, "USD", amount)]).await?;
+        let seq = app.engine.last_seq();
+        let mut forged = serde_json::json!({"engine": app.engine.snapshot(), "client_ids": []});
+        forged["engine"]["balances"][0]["available"] = "99999999".into();
+        let state = forged.to_string();
+        snapshot::save(app.db(), seq, state.clone(), snapshot::sha256(&state), 1).await?;
+        seqs.push(seq);
+    }
+    // And one that does not read, at the fourth deposit's sequence number.
+    snapshot::save(app.db(), 4, "{}".into(), snapshot::sha256("{}"), 1).await?;
+    app.wait_all_completed().await?;
+    app.stop_workers().await?;
+    app.db().exec("update trades set price = '1'", &[]).await?;
+
+    let mut out = Vec::new();
+    let err = workers::ops::verify_all(&app.services.runtime.env, &mut out)
+        .await
+        .expect_err("both checks find something");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("the snapshot at sequence 4 is malformed: missing field"),
+        "{err}"
+    );
+    for seq in &seqs {
+        assert!(
+            err.contains(&format!(
+                "the snapshot at sequence {seq}: its engine state differs from the journal's replay"
+            )),
+            "{err}"
+        );
+    }
+    assert!(
+        err.contains("the records disagree with the journal (1 problems):"),
+        "{err}"
+    );
+    assert!(
+        err.contains("'s row differs from its event in price"),
+        "{err}"
+    );
+    assert!(String::from_utf8(out)?.is_empty());
+
+    // The journal's report, when it passes, comes before the records' problems.
+    app.db().exec("delete from engine_snapshots", &[]).await?;
+    let mut out = Vec::new();
+    let err = workers::ops::verify_all(&app.services.runtime.env, &mut out)
+        .await
+        .expect_err("the trade differs");
+    let out = String::from_utf8(out)?;
+    assert!(out.starts_with("journal: 8 workflows replayed"), "{out}");
+    assert!(out.contains("0 of 0 snapshots checked"), "{out}");
+    assert!(
+        format!("{err:#}").starts_with("the records disagree"),
+        "{err:#}"
+    );
+    Ok(())
+}
+per_database_transport!(verify_names_every_disagreement_of_the_journal_and_the_records);

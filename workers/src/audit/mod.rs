@@ -1,4 +1,5 @@
-//! The auditor's second check, after the journal's replay (`ops verify`):
+//! The auditor's second check, after the journal's replay (`ops verify`;
+//! both run whatever the other finds, see [`crate::ops::verify_all`]):
 //! the records the steps wrote agree with the journal they were written
 //! from, and the archive holds what its receipts say.
 //!
@@ -8,12 +9,27 @@
 //!   and none other; legs naming no workflow of the journal are reported too;
 //! - **trades**: once persisted, each trade event has its row, with the
 //!   event's price, quantity, amounts, orders, accounts and fees;
+//! - **orders**: its events are folded into each order's row as persist
+//!   writes it, with persist's own [`OrderRow`] and
+//!   [`persist::order_changes`]. Once its placement is persisted an order
+//!   has a row; once every workflow that changed it is persisted, each
+//!   column of the row is as folded. A closed order's row is checked after
+//!   its page (nothing changes it later), an open one's after the last;
 //! - **stream**: once published, each of its events is on the stream (the
 //!   local event log or Kinesis) as the journal has it; events of workflows
 //!   the journal lacks are reported too;
 //! - **archive**: the object its receipt (`archive_objects`) names exists,
 //!   has the receipt's SHA-256, and holds the journal's input and the
 //!   implied ledger legs; a completed workflow has a receipt.
+//!
+//! Then the rows no event of the journal implies: trade rows no trade
+//! event has, order rows no `order_accepted` event places. Workers may run
+//! meanwhile, so a row at a sequence number past the journal as read, or
+//! one of a workflow journaled since among those read (on SQS, out of
+//! order), is not a stray; one past the journal's end, read last, is. An
+//! order row changed by a workflow past the journal as read is left alone
+//! too (but not past its end), and so is every open order's after a gap in
+//! the sequence numbers read.
 //!
 //! Then the balances: each `(account, asset)` total equals the sum of its
 //! ledger legs, and every asset's legs sum to zero.
@@ -36,6 +52,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod orders;
+mod strays;
+
+use orders::Orders;
+use strays::{journal_end, stray_trades};
+
 /// Workflows read at a time.
 const PAGE: i64 = 500;
 
@@ -51,6 +73,8 @@ pub struct Findings {
     pub legs: u64,
     /// Trade rows that matched their events.
     pub trades: u64,
+    /// Order rows that matched their events.
+    pub orders: u64,
     /// Events on the stream that matched the journal's.
     pub events: u64,
     /// Archived records whose bytes, input and ledger matched.
@@ -205,6 +229,12 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
     let mut after = -1i64;
     // Legs per (account, asset), summed from the ledger as read.
     let mut sums: HashMap<(u64, String), ExactSum> = HashMap::new();
+    let mut orders = Orders::default();
+    // Every trade id of the journal, for the rows no event implies.
+    let mut journal_trades: Vec<u64> = Vec::new();
+    // The newest sequence number read of the journal: rows past it are of
+    // workflows journaled since (workers may run), not checked as strays.
+    let mut read_to = 0i64;
     loop {
         let page = db
             .rows(
@@ -294,6 +324,13 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
                 }
                 None => {}
             }
+            read_to = read_to.max(wf.events.last().map_or(wf.id, |e| e.seq) as i64);
+            journal_trades.extend(trade_events(wf).map(|(_, t)| t.trade_id.0));
+            for id in orders.fold(wf, *done > 0) {
+                f.problem(format!(
+                    "{name}: its events change order {id}, which no earlier workflow of the journal places (or which one closed)"
+                ));
+            }
             if *done > 0 {
                 for (seq, t) in trade_events(wf) {
                     match trades.get(&(t.trade_id.0 as i64)) {
@@ -321,6 +358,7 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
                 (None, _) => {}
             }
         }
+        orders.check_closed(db, &mut f).await?;
     }
     let strays = stream.workflows.difference(&journal_ids).count();
     if strays > 0 {
@@ -357,6 +395,18 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
         f.problem(format!(
             "the ledger has {strays} legs that name no workflow of the journal"
         ));
+    }
+    // Rows past what was read, checked against the journal's end once read.
+    let mut late = Vec::new();
+    orders.check_rest(db, read_to, &mut f, &mut late).await?;
+    stray_trades(db, journal_trades, read_to, &mut f, &mut late).await?;
+    if !late.is_empty() {
+        let end = journal_end(db).await?;
+        for (what, seq) in late.into_iter().filter(|(_, seq)| *seq > end) {
+            f.problem(format!(
+                "{what} names sequence {seq}, past the journal's last ({end})"
+            ));
+        }
     }
     let mut per_asset: BTreeMap<String, ExactSum> = BTreeMap::new();
     for ((_, asset), v) in &sums {

@@ -213,3 +213,103 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
         }
     }
 }
+
+/// The `Idempotency-Key` header (the IETF draft's), for routes whose body
+/// has an id of its own that it stands for (`client_order_id`,
+/// `client_transfer_id`; see [`IdempotencyKey::into`]). Read from the
+/// headers in place (axum's `HeaderMap` extractor copies them all).
+#[derive(Debug)]
+pub enum IdempotencyKey {
+    /// No such header.
+    Absent,
+    /// One.
+    One(axum::http::HeaderValue),
+    /// Two or more: refused, never a pick of one, as a guessed key would
+    /// merge or split the client's retries.
+    Many,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<IdempotencyKey, std::convert::Infallible> {
+        let mut keys = parts.headers.get_all("idempotency-key").iter();
+        Ok(match (keys.next(), keys.next()) {
+            (None, _) => IdempotencyKey::Absent,
+            (Some(key), None) => IdempotencyKey::One(key.clone()),
+            (Some(_), Some(_)) => IdempotencyKey::Many,
+        })
+    }
+}
+
+impl IdempotencyKey {
+    /// The key as the body's `field`, into `id`: either may be given, both
+    /// only when equal (else a 422 `code`). The id's format is checked
+    /// where the field's is, so a bad key reads as a bad id.
+    pub fn into(
+        self,
+        id: &mut Option<String>,
+        code: &'static str,
+        field: &str,
+    ) -> Result<(), ApiError> {
+        let key = match self {
+            IdempotencyKey::Absent => return Ok(()),
+            IdempotencyKey::Many => {
+                return Err(ApiError::invalid(
+                    code,
+                    "more than one Idempotency-Key header",
+                ));
+            }
+            IdempotencyKey::One(key) => key,
+        };
+        let key = key.to_str().map_err(|_| {
+            ApiError::invalid(
+                code,
+                format!(
+                    "{field} (or Idempotency-Key) must be 1 to 64 characters of A-Z a-z 0-9 _ - . :"
+                ),
+            )
+        })?;
+        match id {
+            Some(id) if id != key => Err(ApiError::invalid(
+                code,
+                format!("the Idempotency-Key header and {field} differ"),
+            )),
+            _ => {
+                *id = Some(key.to_string());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// For routes that take no body (a cancel): a body, or a header that
+/// announces one, is a 400, so what a client believes it sent (say a
+/// reason, or another order's id) never silently does nothing.
+#[derive(Debug)]
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<NoBody, ApiError> {
+        let h = &parts.headers;
+        let announced = h.contains_key(header::TRANSFER_ENCODING)
+            || h.get_all(header::CONTENT_LENGTH)
+                .iter()
+                .any(|v| v.as_bytes() != b"0");
+        if announced {
+            return Err(ApiError::BadRequest {
+                code: "unexpected_body",
+                detail: "this route takes no body".into(),
+            });
+        }
+        Ok(NoBody)
+    }
+}

@@ -176,6 +176,112 @@ async fn a_client_order_id_retry_returns_the_same_order_and_a_conflicting_reuse_
 }
 
 #[tokio::test]
+async fn an_idempotency_key_is_the_client_order_id() {
+    let app = spawn_app().await;
+    let keyed = |keys: &[&str], body: Value| {
+        let mut req = app.post(SELLER, "/v1/orders", &body);
+        for key in keys {
+            req = req.header("idempotency-key", *key);
+        }
+        req.send()
+    };
+    let first = keyed(&["key-1"], limit_sell("70000", "0.1")).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["client_order_id"], "key-1");
+    let count = app.workflow_count().await;
+
+    // A retry by header, or by the body's field, answers the original.
+    let again = keyed(&["key-1"], limit_sell("70000", "0.1")).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["order_id"], first["order_id"]);
+    let mut body = limit_sell("70000", "0.1");
+    body["client_order_id"] = json!("key-1");
+    assert_eq!(app.place(SELLER, body.clone()).await.status(), 200);
+    // Both, equal, are the same id; other parameters a conflict.
+    assert_eq!(keyed(&["key-1"], body).await.unwrap().status(), 200);
+    assert_problem(
+        keyed(&["key-1"], limit_sell("70001", "0.1")).await.unwrap(),
+        409,
+        "client_order_id_conflict",
+    )
+    .await;
+
+    // Header and field that differ, two headers (equal or not), or a key
+    // out of the id's format: a 422 and nothing placed.
+    let mut differs = limit_sell("70000", "0.1");
+    differs["client_order_id"] = json!("key-2");
+    for (keys, body) in [
+        (&["key-1"][..], differs),
+        (&["key-3", "key-4"][..], limit_sell("70000", "0.1")),
+        (&["key-3", "key-3"][..], limit_sell("70000", "0.1")),
+        (&["has space"][..], limit_sell("70000", "0.1")),
+    ] {
+        let res = keyed(keys, body).await.unwrap();
+        assert_problem(res, 422, "invalid_client_order_id").await;
+    }
+    assert_eq!(app.workflow_count().await, count);
+}
+
+#[tokio::test]
+async fn two_idempotency_keys_on_a_deposit_are_refused() {
+    let app = spawn_app().await;
+    let before = usd(&app, PAUPER).await;
+    let res = app
+        .client
+        .post(app.url("/v1/deposits"))
+        .bearer_auth(token(900, &["operate"]))
+        .header("idempotency-key", "a1")
+        .header("idempotency-key", "a2")
+        .json(&json!({"account_id": PAUPER, "asset": "USD", "amount": "5"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(res, 422, "invalid_client_transfer_id").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than one")
+    );
+    assert_eq!(usd(&app, PAUPER).await, before);
+}
+
+#[tokio::test]
+async fn a_cancel_with_a_body_is_refused_and_the_order_stays_open() {
+    let app = spawn_app().await;
+    let placed: Value = app
+        .place(BUYER, limit_buy("100", "1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/orders/{}", placed["order_id"]);
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(token(BUYER, &["trade"]))
+        .json(&json!({"reason": "changed my mind"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 400, "unexpected_body").await;
+    let order: Value = app.get_json(BUYER, &path).await;
+    assert_eq!(order["status"], "open");
+    // An empty one (`Content-Length: 0`, as some clients send) is no body.
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(token(BUYER, &["trade"]))
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+}
+
+#[tokio::test]
 async fn a_cancel_releases_the_hold_and_answers_cancelled() {
     let app = spawn_app().await;
     let placed: Value = app

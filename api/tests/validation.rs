@@ -118,6 +118,22 @@ async fn decimals_are_taken_exactly_or_refused() {
         assert_problem(res, 422, code).await;
     }
     assert_eq!(app.workflow_count().await, before);
+
+    // Zeros before a value or after its fraction are none of its digits,
+    // whatever their count: the value is exact, so it is taken.
+    let zeros = "0".repeat(40);
+    let res = app
+        .place(
+            SELLER,
+            limit_sell(&format!("{zeros}90000.{zeros}"), &format!("0.1{zeros}")),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let placed: Value = res.json().await.unwrap();
+    assert_eq!(
+        (placed["price"].as_str(), placed["quantity"].as_str()),
+        (Some("90000"), Some("0.1"))
+    );
 }
 
 #[tokio::test]

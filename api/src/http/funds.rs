@@ -1,7 +1,7 @@
 //! Balances (own, from the engine) and operator deposits and withdrawals.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use pipeline::{AccountId, Asset, ClientOrderId, Command, Transfer};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::extract::{Json, NoQuery};
+use crate::extract::{IdempotencyKey, Json, NoQuery};
 use crate::wire::{BalanceView, FundsRequest, FundsResponse};
 
 /// The routes.
@@ -61,10 +61,10 @@ async fn deposit(
     State(s): State<AppState>,
     p: Principal,
     _: NoQuery,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(req): Json<FundsRequest>,
 ) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
-    move_funds(&s, &p, with_key(req, &headers)?, true).await
+    move_funds(&s, &p, with_key(req, key)?, true).await
 }
 
 /// Debits an account (scope `operate`), as [`deposit`] credits one.
@@ -73,29 +73,20 @@ async fn withdraw(
     State(s): State<AppState>,
     p: Principal,
     _: NoQuery,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(req): Json<FundsRequest>,
 ) -> Result<(StatusCode, Json<FundsResponse>), ApiError> {
-    move_funds(&s, &p, with_key(req, &headers)?, false).await
+    move_funds(&s, &p, with_key(req, key)?, false).await
 }
 
-/// The request with an `Idempotency-Key` header (the IETF draft's) as its
-/// `client_transfer_id`: either may be given, both only when equal.
-fn with_key(mut req: FundsRequest, headers: &HeaderMap) -> Result<FundsRequest, ApiError> {
-    let Some(key) = headers.get("idempotency-key") else {
-        return Ok(req);
-    };
-    let key = key.to_str().map_err(|_| transfer_id_invalid())?;
-    match &req.client_transfer_id {
-        Some(id) if id != key => Err(ApiError::invalid(
-            "invalid_client_transfer_id",
-            "the Idempotency-Key header and client_transfer_id differ",
-        )),
-        _ => {
-            req.client_transfer_id = Some(key.to_string());
-            Ok(req)
-        }
-    }
+/// The request with an `Idempotency-Key` header as its `client_transfer_id`.
+fn with_key(mut req: FundsRequest, key: IdempotencyKey) -> Result<FundsRequest, ApiError> {
+    key.into(
+        &mut req.client_transfer_id,
+        "invalid_client_transfer_id",
+        "client_transfer_id",
+    )?;
+    Ok(req)
 }
 
 fn transfer_id_invalid() -> ApiError {

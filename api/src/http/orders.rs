@@ -12,7 +12,7 @@ use super::Access::Bearer;
 use super::{AppState, Route, route};
 use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
-use crate::extract::{Count, Id, Json, NoQuery, Path, Query};
+use crate::extract::{Count, Id, IdempotencyKey, Json, NoBody, NoQuery, Path, Query};
 use crate::read;
 use crate::wire::{CreateOrderRequest, OrderView, OwnedRequest, open_status};
 
@@ -28,15 +28,22 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 /// Places an order: 202 with the fills once durable; 200 with the original
-/// answer for a retry of the same `client_order_id` and parameters.
+/// answer for a retry of the same `client_order_id` (or `Idempotency-Key`)
+/// and parameters.
 #[tracing::instrument(level = "debug", skip(s, p, req), fields(account.id = p.account.0))]
 async fn create_order(
     State(s): State<AppState>,
     p: Principal,
     _: NoQuery,
-    Json(req): Json<CreateOrderRequest>,
+    key: IdempotencyKey,
+    Json(mut req): Json<CreateOrderRequest>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
+    key.into(
+        &mut req.client_order_id,
+        "invalid_client_order_id",
+        "client_order_id",
+    )?;
     let order = NewOrder::try_from(OwnedRequest(p.account, req))?;
     let accepted = s.host.submit(Command::Place(order)).await?;
     let view = OrderView::from_place(&accepted.events)
@@ -56,6 +63,7 @@ async fn cancel_order(
     p: Principal,
     Path(Id(id)): Path<Id>,
     _: NoQuery,
+    _: NoBody,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
     let mut view = load_order(&s, &p, id).await?;

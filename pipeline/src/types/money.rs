@@ -28,7 +28,19 @@ pub fn parse_exact(what: &'static str, s: &str) -> Result<Decimal, ParseError> {
             "not a decimal number (digits, optionally one '.' and more digits)",
         ));
     }
-    Decimal::from_str_exact(s).map_err(|_| bad("too many digits to hold exactly"))
+    // A fraction's trailing zeros are not digits of the value: `"100.000…0"`
+    // with more zeros than a decimal's 28-digit scale is exactly 100 (as
+    // leading zeros are already), so it is read without them before it is
+    // refused. The value keeps the scale it is written with when it fits.
+    Decimal::from_str_exact(s)
+        .or_else(|e| match frac {
+            Some(f) if f.ends_with('0') => {
+                let kept = s.trim_end_matches('0').trim_end_matches('.');
+                Decimal::from_str_exact(kept)
+            }
+            _ => Err(e),
+        })
+        .map_err(|_| bad("too many digits to hold exactly"))
 }
 
 macro_rules! positive_decimal {
@@ -108,10 +120,33 @@ mod tests {
             "90000.0000000000000000000000001",
             "0.00000000000000000000000000001",
             "99999999999999999999999999999",
+            "99999999999999999999999999999.000",
+            "0.0000000000000000000000000000100",
         ] {
             let e = parse_exact("amount", lossy).unwrap_err().to_string();
             assert!(e.contains("too many digits"), "{lossy}: {e}");
         }
+        // Zeros that are not digits of the value, before or after it, are
+        // read past whatever their count: the value is exact either way.
+        let zeros = "0".repeat(40);
+        assert_eq!(
+            parse_exact("amount", &format!("{zeros}100")).unwrap(),
+            dec!(100)
+        );
+        assert_eq!(
+            parse_exact("amount", &format!("100.{zeros}")).unwrap(),
+            dec!(100)
+        );
+        assert_eq!(
+            parse_exact("amount", &format!("0.01{zeros}")).unwrap(),
+            dec!(0.01)
+        );
+        assert_eq!(
+            parse_exact("amount", &format!("-2.5{zeros}")).unwrap(),
+            dec!(-2.5)
+        );
+        // Within the scale, the written scale is kept.
+        assert_eq!(parse_exact("amount", "1.50").unwrap().scale(), 2);
     }
 
     #[test]

@@ -216,7 +216,7 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
 
 /// The `Idempotency-Key` header (the IETF draft's), for routes whose body
 /// has an id of its own that it stands for (`client_order_id`,
-/// `client_transfer_id`; see [`IdempotencyKey::into`]). Read from the
+/// `client_transfer_id`; see [`IdempotencyKey::fill`]). Read from the
 /// headers in place (axum's `HeaderMap` extractor copies them all).
 #[derive(Debug)]
 pub enum IdempotencyKey {
@@ -249,7 +249,7 @@ impl IdempotencyKey {
     /// The key as the body's `field`, into `id`: either may be given, both
     /// only when equal (else a 422 `code`). The id's format is checked
     /// where the field's is, so a bad key reads as a bad id.
-    pub fn into(
+    pub fn fill(
         self,
         id: &mut Option<String>,
         code: &'static str,

@@ -271,6 +271,12 @@ impl TestApp {
             .bearer_auth(token(account, &["trade"]))
     }
 
+    pub fn delete(&self, account: u64, path: &str) -> RequestBuilder {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token(account, &["trade"]))
+    }
+
     pub fn post(&self, account: u64, path: &str, body: &Value) -> RequestBuilder {
         self.client
             .post(self.url(path))

@@ -121,13 +121,7 @@ async fn another_accounts_order_is_not_found() {
         "not_found",
     )
     .await;
-    let cancel = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(token(BUYER, &["trade"]))
-        .send()
-        .await
-        .unwrap();
+    let cancel = app.delete(BUYER, &path).send().await.unwrap();
     assert_problem(cancel, 404, "not_found").await;
     assert_problem(
         app.get(BUYER, &format!("{path}/trace"))
@@ -259,9 +253,7 @@ async fn a_cancel_with_a_body_is_refused_and_the_order_stays_open() {
         .unwrap();
     let path = format!("/v1/orders/{}", placed["order_id"]);
     let res = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(token(BUYER, &["trade"]))
+        .delete(BUYER, &path)
         .json(&json!({"reason": "changed my mind"}))
         .send()
         .await
@@ -271,9 +263,7 @@ async fn a_cancel_with_a_body_is_refused_and_the_order_stays_open() {
     assert_eq!(order["status"], "open");
     // An empty one (`Content-Length: 0`, as some clients send) is no body.
     let res = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(token(BUYER, &["trade"]))
+        .delete(BUYER, &path)
         .header("content-length", "0")
         .send()
         .await
@@ -291,13 +281,7 @@ async fn a_cancel_releases_the_hold_and_answers_cancelled() {
         .await
         .unwrap();
     let path = format!("/v1/orders/{}", placed["order_id"]);
-    let res = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(token(BUYER, &["trade"]))
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete(BUYER, &path).send().await.unwrap();
     assert_eq!(res.status(), 202);
     let cancelled: Value = res.json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled");
@@ -451,9 +435,7 @@ async fn a_closed_order_reads_back_at_once_and_cannot_be_cancelled_again() {
         assert_eq!(order["status"], "expired", "{path}: {body}");
     }
     let res = app
-        .client
-        .delete(app.url(&format!("/v1/orders/{id}")))
-        .bearer_auth(token(SELLER, &["trade"]))
+        .delete(SELLER, &format!("/v1/orders/{id}"))
         .send()
         .await
         .unwrap();
@@ -467,12 +449,7 @@ async fn a_closed_order_reads_back_at_once_and_cannot_be_cancelled_again() {
         .await
         .unwrap();
     let id = open["order_id"].as_u64().unwrap();
-    let cancel = || {
-        app.client
-            .delete(app.url(&format!("/v1/orders/{id}")))
-            .bearer_auth(token(SELLER, &["trade"]))
-            .send()
-    };
+    let cancel = || app.delete(SELLER, &format!("/v1/orders/{id}")).send();
     let first = cancel().await.unwrap();
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.unwrap();

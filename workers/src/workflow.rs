@@ -205,6 +205,11 @@ impl WorkflowInput {
         })
     }
 
+    /// The sequence number of its last event (its id when it has none).
+    pub fn last_seq(&self) -> u64 {
+        self.events.last().map_or(self.id, |e| e.seq)
+    }
+
     /// The order this workflow is about, if any.
     pub fn order_id(&self) -> Option<u64> {
         match &self.command {

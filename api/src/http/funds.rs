@@ -81,7 +81,7 @@ async fn withdraw(
 
 /// The request with an `Idempotency-Key` header as its `client_transfer_id`.
 fn with_key(mut req: FundsRequest, key: IdempotencyKey) -> Result<FundsRequest, ApiError> {
-    key.into(
+    key.fill(
         &mut req.client_transfer_id,
         "invalid_client_transfer_id",
         "client_transfer_id",

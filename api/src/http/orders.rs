@@ -39,7 +39,7 @@ async fn create_order(
     Json(mut req): Json<CreateOrderRequest>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     p.require(Scope::Trade)?;
-    key.into(
+    key.fill(
         &mut req.client_order_id,
         "invalid_client_order_id",
         "client_order_id",

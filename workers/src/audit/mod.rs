@@ -56,7 +56,7 @@ mod orders;
 mod strays;
 
 use orders::Orders;
-use strays::{journal_end, stray_trades};
+use strays::{input_of, journal_end, stray_trades};
 
 /// Workflows read at a time.
 const PAGE: i64 = 500;
@@ -258,9 +258,7 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
         let receipts = receipts_of(db, lo, hi).await?;
         let mut wfs = Vec::with_capacity(page.len());
         for r in &page {
-            let id = r.i64(0)?;
-            let wf: WorkflowInput = serde_json::from_str(&r.text(1)?)
-                .with_context(|| format!("workflow {id}: its input is malformed"))?;
+            let wf = input_of(r)?;
             let (state, step) = (r.text(2)?, Step::parse(&r.text(3)?));
             // Steps done: all of them when completed, else those before
             // the current one.
@@ -324,7 +322,7 @@ pub async fn check(env: &StepEnv) -> Result<Findings> {
                 }
                 None => {}
             }
-            read_to = read_to.max(wf.events.last().map_or(wf.id, |e| e.seq) as i64);
+            read_to = read_to.max(wf.last_seq() as i64);
             journal_trades.extend(trade_events(wf).map(|(_, t)| t.trade_id.0));
             for id in orders.fold(wf, *done > 0) {
                 f.problem(format!(

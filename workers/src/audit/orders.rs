@@ -2,7 +2,7 @@
 //! notes of [`super`] ("orders").
 
 use super::Findings;
-use super::strays::{ROWS, event_at};
+use super::strays::{ROWS, event_at, next_page};
 use crate::db::{Arg, Db, Row, Val};
 use crate::steps::persist::{self, ORDER_COLUMNS, OrderRow};
 use crate::workflow::WorkflowInput;
@@ -79,7 +79,7 @@ impl Orders {
                 o.settled = false;
             }
         }
-        self.next = wf.events.last().map_or(wf.id, |e| e.seq) + 1;
+        self.next = wf.last_seq() + 1;
         let mut unknown = Vec::new();
         for e in &wf.events {
             if let EventKind::OrderAccepted { order } = &e.kind {
@@ -136,20 +136,15 @@ impl Orders {
         late: &mut Vec<(String, i64)>,
     ) -> Result<()> {
         self.placed.sort_unstable();
+        let sql = format!(
+            "select {ORDER_COLUMNS} from orders where order_id > $1 order by order_id limit $2"
+        );
         let mut after = i64::MIN;
         loop {
-            let rows = db
-                .rows(
-                    &format!(
-                        "select {ORDER_COLUMNS} from orders where order_id > $1 order by order_id limit $2"
-                    ),
-                    &[Arg::I64(after), Arg::I64(ROWS)],
-                )
-                .await?;
-            let Some(last) = rows.last() else {
+            let rows = next_page(db, &sql, &mut after).await?;
+            if rows.is_empty() {
                 break;
-            };
-            after = last.i64(0)?;
+            }
             for r in &rows {
                 let id = r.i64(0)?;
                 let (accepted_seq, last_seq) = (r.i64(13)?, r.i64(14)?);

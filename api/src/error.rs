@@ -41,8 +41,10 @@ pub enum ApiError {
     /// 413: the body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge,
-    /// 415: the body is not `application/json`, or is encoded (gzip, …).
-    #[error("expected a request with Content-Type: application/json and no Content-Encoding")]
+    /// 415: the body is not `application/json` in UTF-8, or is encoded (gzip, …).
+    #[error(
+        "expected a request with Content-Type: application/json (UTF-8, the only charset JSON has) and no Content-Encoding"
+    )]
     UnsupportedMediaType,
     /// 422: the body is JSON but a field is missing, unknown or invalid.
     #[error("{detail}")]

@@ -4,12 +4,12 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
 /// A JSON body with problem+json rejections: 415 when it is not declared
-/// JSON, 413 over the size limit, 400 when it is not JSON at all, 422 when it
+/// JSON (or declared in a charset other than UTF-8), 413 over the size limit, 400 when it is not JSON at all, 422 when it
 /// is JSON of the wrong shape (a missing, unknown, duplicate or mistyped
 /// field — including a number where a string enum is expected, which
 /// serde_json reports as a syntax error and `axum::Json` calls malformed).
@@ -59,16 +59,20 @@ fn declares_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset
+    // would be read as something its sender did not write.
+    let utf8 = parts.all(|p| {
+        let (name, v) = p.split_once('=').unwrap_or((p, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            || v.trim().trim_matches('"').eq_ignore_ascii_case("utf8")
+    });
+    utf8 && (essence == "application/json"
         || essence
             .strip_prefix("application/")
-            .is_some_and(|s| s.ends_with("+json"))
+            .is_some_and(|s| s.ends_with("+json")))
 }
 
 /// Parses a body into `T`; see [`Json`] for which error is which.
@@ -83,8 +87,11 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 fn body_error(body: &[u8], at: &str, e: &serde_json::Error) -> ApiError {
     // A body that is not JSON at all is a 400 whichever way the typed parse
     // failed first (`[1, 2` fails as "a sequence, expected an object").
-    // serde_json skips a string it ignores without checking its UTF-8.
-    if std::str::from_utf8(body).is_err() || serde_json::from_slice::<IgnoredAny>(body).is_err() {
+    // serde_json skips a string it ignores without checking its UTF-8 or
+    // its escapes (a lone surrogate), so the check reads every value.
+    if std::str::from_utf8(body).is_err()
+        || serde_json::from_slice::<serde_json::Value>(body).is_err()
+    {
         return ApiError::BadRequest {
             code: "malformed_json",
             detail: format!("the body is not valid JSON: {e}"),
@@ -173,8 +180,14 @@ fn digits<'de, D: serde::Deserializer<'de>>(d: D, what: &'static str) -> Result<
         && s.bytes().all(|b| b.is_ascii_digit())
         && (s.len() == 1 || !s.starts_with('0'));
     if !canonical {
+        // Form decoding reads `+` as a space, so `?before=+5` arrives as " 5".
+        let plus = if s.contains(' ') {
+            " (a + or a space in a query string reads as a space)"
+        } else {
+            ""
+        };
         return Err(serde::de::Error::custom(format!(
-            "{s:?} is not {what}: write it in decimal digits, with no sign or leading zero"
+            "{s:?} is not {what}: write it in decimal digits, with no sign or leading zero{plus}"
         )));
     }
     s.parse()
@@ -204,8 +217,10 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<NoQuery, ApiError> {
+        // `?` and `?&` name no parameter, as the routes with a query read them.
         match parts.uri.query() {
-            None | Some("") => Ok(NoQuery),
+            None => Ok(NoQuery),
+            Some(q) if q.bytes().all(|b| b == b'&') => Ok(NoQuery),
             Some(_) => Err(ApiError::BadRequest {
                 code: "invalid_query",
                 detail: "this route takes no query parameters".into(),

@@ -150,7 +150,15 @@ async fn a_mistyped_field_is_422_and_broken_json_is_400() {
             "{side}: {problem}"
         );
     }
-    for raw in ["{\"market\": \"BTC-USD\",}", "[1, 2", "nope", "{} {}"] {
+    // A lone surrogate escape names no character, in a field read or not.
+    for raw in [
+        "{\"market\": \"BTC-USD\",}",
+        "[1, 2",
+        "nope",
+        "{} {}",
+        "{\"market\": \"BTC\\ud800\"}",
+        "{\"client_order_id\": \"a\", \"x\": \"\\udc00\"}",
+    ] {
         let res = app
             .client
             .post(app.url("/v1/orders"))
@@ -251,6 +259,7 @@ async fn ids_and_counts_are_plain_digits_and_a_bad_count_says_what_it_wanted() {
         ("/v1/orders?before=%2B10", "invalid_query", "decimal digits"),
         ("/v1/orders?limit=%2B5", "invalid_query", "decimal digits"),
         ("/v1/orders?limit=-1", "invalid_query", "no sign"),
+        ("/v1/orders?before=+5", "invalid_query", "reads as a space"),
         (
             "/v1/orders?limit=501",
             "invalid_query",
@@ -301,6 +310,11 @@ async fn a_query_string_on_a_route_without_parameters_is_400() {
     ] {
         let res = app.get(SELLER, path).send().await.unwrap();
         assert_problem(res, 400, "invalid_query").await;
+    }
+    // Separators alone name no parameter, on every route alike.
+    for path in ["/v1/balances?&", "/v1/markets?&&", "/v1/orders?&&"] {
+        let res = app.get(SELLER, path).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
     }
 }
 
@@ -367,7 +381,34 @@ async fn an_encoded_body_is_refused_not_misread() {
             .unwrap();
         assert_problem(res, 415, "unsupported_media_type").await;
     }
+    // JSON is UTF-8: a body declared in another charset is not read as if it were.
+    for content_type in [
+        "application/json; charset=latin1",
+        "application/json;charset=\"ISO-8859-1\"",
+        "application/json; charset=utf-16",
+    ] {
+        let res = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(token(SELLER, &["trade"]))
+            .header("content-type", content_type)
+            .body(limit_sell("50000", "1").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 415, "unsupported_media_type").await;
+    }
     assert_eq!(app.workflow_count().await, before);
+    let res = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(token(SELLER, &["trade"]))
+        .header("content-type", "application/json; charset=\"UTF-8\"")
+        .body(limit_sell("50000", "1").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
 }
 
 /// One raw HTTP/1.1 exchange on `conn`: the headers of `POST /v1/orders`

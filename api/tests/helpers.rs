@@ -312,6 +312,16 @@ impl TestApp {
             .expect("a response")
     }
 
+    /// `POST /v1/orders` as the seller, with `content_type` and a body
+    /// sent as given (not serialised): for what a client may get wrong.
+    pub fn place_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> RequestBuilder {
+        self.client
+            .post(self.url("/v1/orders"))
+            .bearer_auth(token(SELLER, &["trade"]))
+            .header("content-type", content_type)
+            .body(body)
+    }
+
     pub async fn place(&self, account: u64, body: Value) -> Response {
         self.post(account, "/v1/orders", &body)
             .send()

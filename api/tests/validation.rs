@@ -5,14 +5,7 @@ use serde_json::{Value, json};
 async fn malformed_requests_get_a_4xx_problem_and_enqueue_nothing() {
     let app = spawn_app().await;
     let before = app.workflow_count().await;
-    let send_raw = |body: String| {
-        app.client
-            .post(app.url("/v1/orders"))
-            .bearer_auth(token(SELLER, &["trade"]))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
+    let send_raw = |body: String| app.place_raw("application/json", body).send();
     assert_problem(
         send_raw("{\"market\": ".into()).await.unwrap(),
         400,
@@ -159,24 +152,15 @@ async fn a_mistyped_field_is_422_and_broken_json_is_400() {
         "{\"market\": \"BTC\\ud800\"}",
         "{\"client_order_id\": \"a\", \"x\": \"\\udc00\"}",
     ] {
-        let res = app
-            .client
-            .post(app.url("/v1/orders"))
-            .bearer_auth(token(SELLER, &["trade"]))
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
+        let res = app.place_raw("application/json", raw).send().await.unwrap();
         assert_problem(res, 400, "malformed_json").await;
     }
     // Not UTF-8 inside a string: not JSON either (RFC 8259 §8.1).
     let res = app
-        .client
-        .post(app.url("/v1/orders"))
-        .bearer_auth(token(SELLER, &["trade"]))
-        .header("content-type", "application/json")
-        .body(b"{\"market\":\"BTC-USD\xff\",\"side\":\"buy\"}".to_vec())
+        .place_raw(
+            "application/json",
+            b"{\"market\":\"BTC-USD\xff\",\"side\":\"buy\"}".to_vec(),
+        )
         .send()
         .await
         .unwrap();
@@ -370,12 +354,8 @@ async fn an_encoded_body_is_refused_not_misread() {
         ("transfer-encoding", "gzip, chunked"),
     ] {
         let res = app
-            .client
-            .post(app.url("/v1/orders"))
-            .bearer_auth(token(SELLER, &["trade"]))
-            .header("content-type", "application/json")
+            .place_raw("application/json", limit_sell("50000", "1").to_string())
             .header(name, value)
-            .body(limit_sell("50000", "1").to_string())
             .send()
             .await
             .unwrap();
@@ -388,11 +368,7 @@ async fn an_encoded_body_is_refused_not_misread() {
         "application/json; charset=utf-16",
     ] {
         let res = app
-            .client
-            .post(app.url("/v1/orders"))
-            .bearer_auth(token(SELLER, &["trade"]))
-            .header("content-type", content_type)
-            .body(limit_sell("50000", "1").to_string())
+            .place_raw(content_type, limit_sell("50000", "1").to_string())
             .send()
             .await
             .unwrap();
@@ -400,11 +376,10 @@ async fn an_encoded_body_is_refused_not_misread() {
     }
     assert_eq!(app.workflow_count().await, before);
     let res = app
-        .client
-        .post(app.url("/v1/orders"))
-        .bearer_auth(token(SELLER, &["trade"]))
-        .header("content-type", "application/json; charset=\"UTF-8\"")
-        .body(limit_sell("50000", "1").to_string())
+        .place_raw(
+            "application/json; charset=\"UTF-8\"",
+            limit_sell("50000", "1").to_string(),
+        )
         .send()
         .await
         .unwrap();
